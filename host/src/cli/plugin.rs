@@ -1,0 +1,254 @@
+//! `agenthost plugin ...`: the plugin author's and operator's commands.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+use agenthost::capabilities::CallContext;
+use agenthost::plugins::bindings::current::tool::{ToolCall, ToolError};
+use agenthost::plugins::bindings::current::types::ContentPart;
+use agenthost::plugins::{
+    check_header, parse_capability_list, Capability, EffectiveGrants, Manifest, Registry, Runtime,
+    RuntimeConfig,
+};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Kind {
+    Tool,
+    Policy,
+}
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// Scaffold a Rust plugin crate that builds with `cargo build --target wasm32-wasip2`.
+    New {
+        name: String,
+        #[arg(long, value_enum, default_value = "tool")]
+        kind: Kind,
+        /// Parent directory of the new crate.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print what a component is as JSON: world, WIT version, capabilities, tools.
+    Check {
+        file: PathBuf,
+        /// The manifest; default: `<stem>.toml` or `plugin.toml` beside the file.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+    },
+    /// Run one tool call of a component file and print the result as JSON.
+    Invoke {
+        file: PathBuf,
+        tool: String,
+        /// The tool's input object as JSON.
+        input: String,
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Capabilities to grant for this call, e.g. `shell,files`. Nothing is granted by default.
+        #[arg(long, default_value = "")]
+        grant: String,
+    },
+    /// Install a component (a new version becomes active at once; the old one is kept for rollback).
+    Install {
+        file: PathBuf,
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Capabilities to grant, e.g. `shell,files`.
+        #[arg(long, default_value = "")]
+        grant: String,
+    },
+    /// List installed plugins as JSON.
+    List,
+    /// Uninstall a plugin and all its versions.
+    Remove { name: String },
+    /// Make the previously installed version active again.
+    Rollback { name: String },
+    /// Grant capabilities to an installed plugin, e.g. `agenthost plugin grant bash shell`.
+    Grant { name: String, capabilities: String },
+    /// Take capabilities back.
+    Revoke { name: String, capabilities: String },
+}
+
+fn runtime(data_dir: &Path) -> anyhow::Result<Arc<Runtime>> {
+    Ok(Arc::new(Runtime::new(RuntimeConfig {
+        cache_dir: Some(data_dir.join("cache")),
+        ..Default::default()
+    })?))
+}
+
+fn read_component(
+    file: &Path,
+    manifest: Option<&Path>,
+) -> anyhow::Result<(Vec<u8>, Option<Manifest>, String)> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    check_header(&bytes).with_context(|| file.display().to_string())?;
+    let manifest_path = manifest
+        .map(Path::to_path_buf)
+        .or_else(|| Manifest::find_beside(file));
+    let manifest = manifest_path.as_deref().map(Manifest::load).transpose()?;
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin");
+    let default_name = stem
+        .to_lowercase()
+        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-");
+    Ok((bytes, manifest, default_name))
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn content_json(parts: &[ContentPart]) -> Vec<Value> {
+    parts
+        .iter()
+        .map(|p| match p {
+            ContentPart::Text(t) => json!({"type": "text", "text": t}),
+            ContentPart::Image(i) => json!({
+                "type": "image", "handle": i.handle, "width": i.width, "height": i.height, "media_type": i.media_type
+            }),
+        })
+        .collect()
+}
+
+pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
+    match cmd {
+        PluginCommand::New { name, kind, dir } => {
+            let path = super::scaffold::create(&dir, &name, matches!(kind, Kind::Policy))?;
+            println!("Created {}. Build it with:", path.display());
+            println!(
+                "  cd {} && cargo build --release --target wasm32-wasip2",
+                path.display()
+            );
+            Ok(())
+        }
+        PluginCommand::Check { file, manifest } => {
+            let (bytes, manifest, default_name) = read_component(&file, manifest.as_deref())?;
+            let had_manifest = manifest.is_some();
+            let plugin = runtime(data_dir)?
+                .load(bytes, manifest, &default_name)
+                .await?;
+            let mut out = serde_json::to_value(plugin.summary())?;
+            out["world"] = json!(format!("{}-plugin", plugin.kind()));
+            out["manifest"] = json!(if had_manifest {
+                "found"
+            } else {
+                "none: capabilities derived from imports"
+            });
+            out["imported_capabilities"] = json!(plugin.shape.imported_capabilities);
+            print_json(&out)
+        }
+        PluginCommand::Invoke {
+            file,
+            tool,
+            input,
+            manifest,
+            grant,
+        } => {
+            let (bytes, manifest, default_name) = read_component(&file, manifest.as_deref())?;
+            let granted: BTreeSet<Capability> = parse_capability_list(&grant)?;
+            let runtime = runtime(data_dir)?;
+            let plugin = runtime.load(bytes, manifest, &default_name).await?;
+            let grants = EffectiveGrants::new(
+                &plugin.manifest.name,
+                plugin.manifest.capabilities.clone(),
+                granted,
+            );
+            let call = ToolCall {
+                id: "cli".into(),
+                name: tool,
+                input,
+            };
+            let result = runtime
+                .invoke_tool(&plugin, grants, CallContext::default(), call)
+                .await?;
+            match result {
+                Ok(out) => print_json(&json!({"content": content_json(&out.content)})),
+                Err(ToolError::InvalidInput(m)) => {
+                    print_json(&json!({"error": {"kind": "invalid_input", "message": m}}))?;
+                    anyhow::bail!("the tool rejected its input: {m}")
+                }
+                Err(ToolError::Failed(m)) => {
+                    print_json(&json!({"error": {"kind": "failed", "message": m}}))?;
+                    anyhow::bail!("the tool failed: {m}")
+                }
+            }
+        }
+        PluginCommand::Install {
+            file,
+            manifest,
+            grant,
+        } => {
+            let (bytes, manifest, default_name) = read_component(&file, manifest.as_deref())?;
+            let granted = parse_capability_list(&grant)?;
+            let registry = Registry::open(runtime(data_dir)?, data_dir).await?;
+            let plugin = registry
+                .install(bytes, manifest, &default_name, &granted)
+                .await?;
+            let grants = registry.effective_grants(&plugin);
+            println!(
+                "Installed {} {} ({}); granted: [{}]",
+                plugin.manifest.name,
+                plugin.manifest.version,
+                plugin.kind(),
+                grants
+                    .granted
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let missing: Vec<_> = grants
+                .requested
+                .difference(&grants.granted)
+                .map(|c| c.as_str())
+                .collect();
+            if !missing.is_empty() {
+                println!(
+                    "Not granted (requested): {}. Grant with: agenthost plugin grant {} {}",
+                    missing.join(", "),
+                    plugin.manifest.name,
+                    missing.join(",")
+                );
+            }
+            Ok(())
+        }
+        PluginCommand::List => {
+            print_json(&Registry::open(runtime(data_dir)?, data_dir).await?.list())
+        }
+        PluginCommand::Remove { name } => {
+            Registry::open(runtime(data_dir)?, data_dir)
+                .await?
+                .remove(&name)?;
+            println!("Removed {name}");
+            Ok(())
+        }
+        PluginCommand::Rollback { name } => {
+            let plugin = Registry::open(runtime(data_dir)?, data_dir)
+                .await?
+                .rollback(&name)
+                .await?;
+            println!("{name} is now at version {}", plugin.manifest.version);
+            Ok(())
+        }
+        PluginCommand::Grant { name, capabilities } => {
+            let registry = Registry::open(runtime(data_dir)?, data_dir).await?;
+            registry.get(&name)?;
+            registry.grant(&name, &parse_capability_list(&capabilities)?)?;
+            println!("Granted {capabilities} to {name}");
+            Ok(())
+        }
+        PluginCommand::Revoke { name, capabilities } => {
+            let registry = Registry::open(runtime(data_dir)?, data_dir).await?;
+            registry.revoke(&name, &parse_capability_list(&capabilities)?)?;
+            println!("Revoked {capabilities} from {name}");
+            Ok(())
+        }
+    }
+}

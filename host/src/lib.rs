@@ -1,0 +1,10 @@
+//! Agent Host: runs AI computer-use agents whose tools and policies are
+//! WebAssembly components.
+//!
+//! * [`plugins`]: the wasmtime runtime: engine, registry, compiled cache,
+//!   grants, limits, hot swap, tool calls and policy steps.
+//! * [`capabilities`]: the host side of each WIT interface a plugin may
+//!   import (computer, shell, files, llm, log), each behind one `authorize`.
+
+pub mod capabilities;
+pub mod plugins;

@@ -1,0 +1,111 @@
+//! Tells what a `.wasm` file is before anything runs it: a component at
+//! all, which world it implements, against which WIT version, and which of
+//! the host's interfaces it imports.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use wasmtime::component::{types::ComponentItem, Component};
+use wasmtime::Engine;
+
+use super::bindings::current::VERSION;
+use super::manifest::{Capability, PluginKind};
+use super::PluginError;
+
+const PACKAGE: &str = "agenthost:plugin";
+
+/// Header check before handing bytes to the compiler, so the common
+/// mistakes get a precise message rather than a parser error.
+pub fn check_header(bytes: &[u8]) -> Result<(), PluginError> {
+    if bytes.len() < 8 {
+        return Err(PluginError::NotWasm(format!(
+            "{} bytes is too short to be WebAssembly",
+            bytes.len()
+        )));
+    }
+    if &bytes[0..4] != b"\0asm" {
+        return Err(PluginError::NotWasm(
+            "it does not start with the \\0asm magic number".into(),
+        ));
+    }
+    match bytes[4..8] {
+        [1, 0, 0, 0] => Err(PluginError::CoreModule),
+        [_, _, 1, 0] => Ok(()),
+        _ => Err(PluginError::NotWasm(
+            "unknown WebAssembly binary version".into(),
+        )),
+    }
+}
+
+/// What the component's type says about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shape {
+    pub kind: PluginKind,
+    pub wit_version: String,
+    /// Host capabilities the component imports (whether or not granted).
+    pub imported_capabilities: BTreeSet<Capability>,
+    /// Every import, for diagnostics.
+    pub imports: Vec<String>,
+}
+
+/// Splits "agenthost:plugin/tool@0.1.0" into ("tool", "0.1.0").
+fn our_interface(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
+    rest.split_once('@')
+}
+
+pub fn shape(engine: &Engine, component: &Component) -> Result<Shape, PluginError> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let mut found = None;
+    for name in &exports {
+        if let Some((iface, version)) = our_interface(name) {
+            let kind = match iface {
+                "tool" => PluginKind::Tool,
+                "policy" => PluginKind::Policy,
+                _ => continue,
+            };
+            if version != VERSION {
+                return Err(PluginError::UnsupportedVersion {
+                    found: version.to_string(),
+                    supported: VERSION,
+                });
+            }
+            found = Some(kind);
+        }
+    }
+    let kind = found.ok_or_else(|| PluginError::UnknownWorld {
+        found: if exports.is_empty() {
+            "nothing".into()
+        } else {
+            exports.join(", ")
+        },
+        supported: VERSION,
+    })?;
+
+    let mut imported_capabilities = BTreeSet::new();
+    let mut imports = Vec::new();
+    for (name, import) in ty.imports(engine) {
+        if !matches!(import.ty, ComponentItem::ComponentInstance(_)) {
+            return Err(PluginError::UnsatisfiedImport(name.to_string()));
+        }
+        if let Some((iface, version)) = our_interface(name) {
+            if version != VERSION {
+                return Err(PluginError::UnsupportedVersion {
+                    found: version.to_string(),
+                    supported: VERSION,
+                });
+            }
+            if let Some(cap) = Capability::for_interface(iface) {
+                imported_capabilities.insert(cap);
+            }
+        }
+        imports.push(name.to_string());
+    }
+    Ok(Shape {
+        kind,
+        wit_version: VERSION.to_string(),
+        imported_capabilities,
+        imports,
+    })
+}

@@ -1,0 +1,341 @@
+//! Loading components and running them under limits.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Store, UpdateDeadline};
+
+use super::bindings::current::{
+    tool::{ToolCall, ToolError, ToolOutput},
+    types::{ContentPart, ToolSpec},
+    PolicyPluginPre, ToolPlugin, ToolPluginPre,
+};
+use super::cache::{content_hash, CompiledCache};
+use super::engine::PluginEngine;
+use super::inspect::{check_header, shape};
+use super::loaded::{Describe, Pre};
+use super::{EffectiveGrants, Limits, LoadedPlugin, Manifest, PluginError, PluginKind};
+use crate::capabilities::{CallContext, HostState};
+
+/// A tool's own answer: its output, or the error it chose to return.
+pub type ToolResult = Result<ToolOutput, ToolError>;
+
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    pub limits: Limits,
+    /// Where compiled artifacts are cached; `None` compiles every load.
+    pub cache_dir: Option<PathBuf>,
+}
+
+pub struct Runtime {
+    engine: PluginEngine,
+    linker: Linker<HostState>,
+    cache: Arc<CompiledCache>,
+    limits: Limits,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Self, PluginError> {
+        let engine = PluginEngine::new(&config.limits)?;
+        let mut linker = Linker::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        // The policy world's imports are a subset of the tool world's, so
+        // one linker serves both.
+        ToolPlugin::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        let cache = Arc::new(CompiledCache::new(
+            config.cache_dir,
+            engine.compatibility_hash(),
+        )?);
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            limits: config.limits,
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Validates, compiles (or loads from cache) and describes a component.
+    /// Without a manifest, the name is `default_name` and the requested
+    /// capabilities are the host interfaces the component imports.
+    pub async fn load(
+        &self,
+        bytes: Vec<u8>,
+        manifest: Option<Manifest>,
+        default_name: &str,
+    ) -> Result<LoadedPlugin, PluginError> {
+        check_header(&bytes)?;
+        let sha256 = content_hash(&bytes);
+        let (component, cache) = {
+            let (engine, cache, hash) = (
+                self.engine.engine().clone(),
+                self.cache.clone(),
+                sha256.clone(),
+            );
+            // Compiling is seconds of CPU for large components: keep it off
+            // the async workers.
+            tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &hash))
+                .await
+                .map_err(|e| PluginError::Engine(e.to_string()))??
+        };
+        let shape = shape(self.engine.engine(), &component)?;
+        let manifest = match manifest {
+            Some(m) => {
+                if let Some(kind) = m.kind.filter(|k| *k != shape.kind) {
+                    return Err(PluginError::KindMismatch {
+                        manifest: kind.to_string(),
+                        component: shape.kind.to_string(),
+                    });
+                }
+                m
+            }
+            None => Manifest {
+                name: default_name.to_string(),
+                version: "0.0.0".into(),
+                kind: Some(shape.kind),
+                description: String::new(),
+                capabilities: shape.imported_capabilities.clone(),
+            },
+        };
+        let pre = self.instantiate_pre(&component, shape.kind)?;
+        let describe = self.describe(&manifest.name, &pre).await?;
+        Ok(LoadedPlugin {
+            manifest,
+            sha256,
+            shape,
+            describe,
+            cache,
+            pre,
+        })
+    }
+
+    fn instantiate_pre(&self, component: &Component, kind: PluginKind) -> Result<Pre, PluginError> {
+        let pre = self.linker.instantiate_pre(component).map_err(|e| {
+            let msg = format!("{e:#}");
+            // wasmtime names the import in its message; keep it whole.
+            PluginError::UnsatisfiedImport(msg)
+        })?;
+        let invalid = |e: wasmtime::Error| PluginError::InvalidComponent(format!("{e:#}"));
+        Ok(match kind {
+            PluginKind::Tool => Pre::Tool(ToolPluginPre::new(pre).map_err(invalid)?),
+            PluginKind::Policy => Pre::Policy(PolicyPluginPre::new(pre).map_err(invalid)?),
+        })
+    }
+
+    /// A store for one plugin with the limits wired in.
+    pub(crate) fn new_store(&self, grants: EffectiveGrants, ctx: CallContext) -> Store<HostState> {
+        let mut store = Store::new(
+            self.engine.engine(),
+            HostState::new(grants, ctx, &self.limits),
+        );
+        store.limiter(|s| &mut s.memory);
+        store.set_epoch_deadline(1);
+        // Every tick: stop a guest over its CPU budget, otherwise yield so a
+        // busy guest never starves the other tasks on this worker.
+        store.epoch_deadline_callback(|mut cx| {
+            Ok(if cx.data_mut().cpu.over_budget() {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        store
+    }
+
+    /// Turns a failed guest call into the error a person can act on.
+    pub(crate) fn classify(&self, error: wasmtime::Error, state: &HostState) -> PluginError {
+        let plugin = state.plugin().to_string();
+        if state.cpu.exceeded {
+            return PluginError::CpuLimit {
+                plugin,
+                limit: self.limits.cpu,
+            };
+        }
+        if state.memory.refused {
+            return PluginError::MemoryLimit {
+                plugin,
+                limit_bytes: self.limits.memory_bytes,
+            };
+        }
+        let mut reason = match error.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{error:#}"),
+        };
+        let stderr = state.stderr_tail();
+        if !stderr.is_empty() {
+            reason = format!("{reason}; it wrote: {stderr}");
+        }
+        PluginError::Trap { plugin, reason }
+    }
+
+    pub(crate) fn timeout_error(&self, state: &HostState) -> PluginError {
+        PluginError::WallClockTimeout {
+            plugin: state.plugin().to_string(),
+            limit: self.limits.wall_clock,
+        }
+    }
+
+    async fn describe(&self, name: &str, pre: &Pre) -> Result<Describe, PluginError> {
+        let mut store = self.new_store(EffectiveGrants::none(name), CallContext::default());
+        let limit = self.limits.wall_clock;
+        let outcome = match pre {
+            Pre::Tool(pre) => {
+                tokio::time::timeout(limit, async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance
+                        .agenthost_plugin_tool()
+                        .call_describe(&mut store)
+                        .await
+                        .map(Describe::Tool)
+                })
+                .await
+            }
+            Pre::Policy(pre) => {
+                tokio::time::timeout(limit, async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance
+                        .agenthost_plugin_policy()
+                        .call_describe(&mut store)
+                        .await
+                        .map(Describe::Policy)
+                })
+                .await
+            }
+        };
+        let describe = match outcome {
+            Err(_) => return Err(self.timeout_error(store.data())),
+            Ok(Err(e)) => return Err(self.classify(e, store.data())),
+            Ok(Ok(d)) => d,
+        };
+        if let Describe::Tool(specs) = &describe {
+            validate_specs(name, specs)?;
+        }
+        Ok(describe)
+    }
+
+    /// Runs one tool call in a fresh store. The outer error is the host's
+    /// (limits, crash, bad input); the inner result is the tool's own answer.
+    pub async fn invoke_tool(
+        &self,
+        plugin: &LoadedPlugin,
+        grants: EffectiveGrants,
+        ctx: CallContext,
+        call: ToolCall,
+    ) -> Result<ToolResult, PluginError> {
+        let Pre::Tool(pre) = &plugin.pre else {
+            return Err(PluginError::WrongKind {
+                plugin: plugin.manifest.name.clone(),
+                expected: "tool".into(),
+                actual: plugin.kind().to_string(),
+            });
+        };
+        if !plugin.tools().iter().any(|t| t.name == call.name) {
+            return Err(PluginError::UnknownTool(call.name));
+        }
+        match serde_json::from_str::<serde_json::Value>(&call.input) {
+            Ok(serde_json::Value::Object(_)) => {}
+            Ok(other) => {
+                return Err(PluginError::InvalidInput(format!(
+                    "the input must be a JSON object, not {}",
+                    json_kind(&other)
+                )))
+            }
+            Err(e) => {
+                return Err(PluginError::InvalidInput(format!(
+                    "the input is not valid JSON: {e}"
+                )))
+            }
+        }
+        let mut store = self.new_store(grants, ctx);
+        let outcome = tokio::time::timeout(self.limits.wall_clock, async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .agenthost_plugin_tool()
+                .call_invoke(&mut store, &call)
+                .await
+        })
+        .await;
+        let result = match outcome {
+            Err(_) => return Err(self.timeout_error(store.data())),
+            Ok(Err(e)) => return Err(self.classify(e, store.data())),
+            Ok(Ok(r)) => r,
+        };
+        let size = output_bytes(&result);
+        if size > self.limits.output_bytes {
+            return Err(PluginError::OutputTooLarge {
+                plugin: plugin.manifest.name.clone(),
+                actual_bytes: size,
+                limit_bytes: self.limits.output_bytes,
+            });
+        }
+        Ok(result)
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn output_bytes(result: &ToolResult) -> usize {
+    match result {
+        Ok(out) => out
+            .content
+            .iter()
+            .map(|p| match p {
+                ContentPart::Text(t) => t.len(),
+                ContentPart::Image(i) => i.handle.len(),
+            })
+            .sum(),
+        Err(ToolError::InvalidInput(m) | ToolError::Failed(m)) => m.len(),
+    }
+}
+
+fn validate_specs(plugin: &str, specs: &[ToolSpec]) -> Result<(), PluginError> {
+    let bad = |reason: String| PluginError::BadDescription {
+        plugin: plugin.to_string(),
+        reason,
+    };
+    if specs.is_empty() {
+        return Err(bad("it offers no tools".into()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for spec in specs {
+        let name_ok = (1..=64).contains(&spec.name.len())
+            && spec
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !name_ok {
+            return Err(bad(format!(
+                "tool name `{}` must match [a-zA-Z0-9_-]{{1,64}}",
+                spec.name
+            )));
+        }
+        if !seen.insert(spec.name.as_str()) {
+            return Err(bad(format!("tool `{}` is described twice", spec.name)));
+        }
+        match serde_json::from_str::<serde_json::Value>(&spec.input_schema) {
+            Ok(serde_json::Value::Object(_)) => {}
+            _ => {
+                return Err(bad(format!(
+                    "the input schema of `{}` is not a JSON object",
+                    spec.name
+                )))
+            }
+        }
+    }
+    Ok(())
+}

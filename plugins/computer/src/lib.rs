@@ -1,0 +1,309 @@
+//! The `computer` tool: Anthropic's computer-use action set on the sandbox desktop.
+//!
+//! The model may see the screen at a smaller resolution than the sandbox's
+//! (large screens cost tokens and hurt accuracy), so coordinates are scaled
+//! between the model's space and the screen's, as the reference demo does.
+//! After every action the tool waits for the screen to settle instead of
+//! sleeping a fixed time, then returns a fresh screenshot.
+
+wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit" });
+
+use agenthost::plugin::computer::{self, MouseButton, Point, ScrollDirection, Size};
+use agenthost::plugin::types::{ContentPart, HostError, ToolSpec};
+use exports::agenthost::plugin::tool::{Guest, ToolCall, ToolError, ToolOutput};
+use serde::Deserialize;
+
+/// Resolutions the model is shown, as in the reference demo; the one matching
+/// the screen's aspect ratio and no larger than the screen is used.
+const TARGETS: [(u32, u32); 3] = [(1024, 768), (1280, 800), (1366, 768)];
+const SETTLE_QUIET_MS: u32 = 150;
+const SETTLE_MAX_MS: u32 = 2_000;
+const MAX_WAIT_SECONDS: f64 = 60.0;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    action: String,
+    coordinate: Option<[i64; 2]>,
+    start_coordinate: Option<[i64; 2]>,
+    text: Option<String>,
+    scroll_direction: Option<String>,
+    scroll_amount: Option<u32>,
+    duration: Option<f64>,
+    region: Option<[i64; 4]>,
+}
+
+struct Scaling {
+    screen: Size,
+    model: Size,
+}
+
+impl Scaling {
+    fn current() -> Result<Self, ToolError> {
+        let screen = computer::screen_size().map_err(host)?;
+        let ratio = screen.width as f64 / screen.height.max(1) as f64;
+        let model = TARGETS
+            .iter()
+            .find(|(w, h)| {
+                (*w as f64 / *h as f64 - ratio).abs() < 0.02
+                    && *w <= screen.width
+                    && *h <= screen.height
+            })
+            .map(|&(width, height)| Size { width, height })
+            .unwrap_or(screen);
+        Ok(Self { screen, model })
+    }
+
+    /// Model coordinates to screen coordinates; off-model-screen is an error
+    /// the model can correct.
+    fn to_screen(&self, [x, y]: [i64; 2]) -> Result<Point, ToolError> {
+        if x < 0 || y < 0 || x >= self.model.width as i64 || y >= self.model.height as i64 {
+            return Err(ToolError::InvalidInput(format!(
+                "coordinate ({x}, {y}) is off screen: the screen is {}x{}",
+                self.model.width, self.model.height
+            )));
+        }
+        let sx = x * self.screen.width as i64 / self.model.width as i64;
+        let sy = y * self.screen.height as i64 / self.model.height as i64;
+        Ok(Point {
+            x: sx as i32,
+            y: sy as i32,
+        })
+    }
+
+    fn to_model(&self, p: Point) -> (i64, i64) {
+        (
+            p.x as i64 * self.model.width as i64 / self.screen.width as i64,
+            p.y as i64 * self.model.height as i64 / self.screen.height as i64,
+        )
+    }
+
+    fn screenshot(&self) -> Result<ContentPart, ToolError> {
+        let image = if self.model == self.screen {
+            computer::screenshot()
+        } else {
+            computer::screenshot_region(Point { x: 0, y: 0 }, self.screen, self.model)
+        }
+        .map_err(host)?;
+        Ok(ContentPart::Image(image))
+    }
+}
+
+impl PartialEq for Size {
+    fn eq(&self, other: &Self) -> bool {
+        self.width == other.width && self.height == other.height
+    }
+}
+
+fn host(e: HostError) -> ToolError {
+    ToolError::Failed(match e {
+        HostError::Denied(m)
+        | HostError::NoSandbox(m)
+        | HostError::Invalid(m)
+        | HostError::Timeout(m)
+        | HostError::Failed(m) => m,
+    })
+}
+
+fn need<T>(v: Option<T>, field: &str, action: &str) -> Result<T, ToolError> {
+    v.ok_or_else(|| ToolError::InvalidInput(format!("action `{action}` needs `{field}`")))
+}
+
+fn modifiers(text: &Option<String>) -> Vec<String> {
+    text.as_deref()
+        .map(|t| {
+            t.split('+')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn settle_and_capture(scaling: &Scaling, note: Option<String>) -> Result<ToolOutput, ToolError> {
+    computer::wait_until_settled(SETTLE_QUIET_MS, SETTLE_MAX_MS).map_err(host)?;
+    let mut content = Vec::new();
+    if let Some(note) = note {
+        content.push(ContentPart::Text(note));
+    }
+    content.push(scaling.screenshot()?);
+    Ok(ToolOutput { content })
+}
+
+fn click(
+    scaling: &Scaling,
+    input: &Input,
+    button: MouseButton,
+    count: u8,
+) -> Result<(), ToolError> {
+    let at = match input.coordinate {
+        Some(c) => scaling.to_screen(c)?,
+        None => computer::cursor_position().map_err(host)?,
+    };
+    computer::click(at, button, count, &modifiers(&input.text)).map_err(host)
+}
+
+fn run(input: Input) -> Result<ToolOutput, ToolError> {
+    let scaling = Scaling::current()?;
+    let action = input.action.as_str();
+    match action {
+        "screenshot" => {
+            return Ok(ToolOutput {
+                content: vec![scaling.screenshot()?],
+            })
+        }
+        "cursor_position" => {
+            let (x, y) = scaling.to_model(computer::cursor_position().map_err(host)?);
+            return Ok(ToolOutput {
+                content: vec![ContentPart::Text(format!("X={x},Y={y}"))],
+            });
+        }
+        "zoom" => {
+            let [x1, y1, x2, y2] = need(input.region, "region", action)?;
+            let a = scaling.to_screen([x1, y1])?;
+            let b = scaling.to_screen([x2.saturating_sub(1), y2.saturating_sub(1)])?;
+            if b.x < a.x || b.y < a.y {
+                return Err(ToolError::InvalidInput(
+                    "`region` must be [x1, y1, x2, y2] with x1 < x2 and y1 < y2".into(),
+                ));
+            }
+            let region = Size {
+                width: (b.x - a.x + 1) as u32,
+                height: (b.y - a.y + 1) as u32,
+            };
+            let image = computer::screenshot_region(a, region, scaling.model).map_err(host)?;
+            return Ok(ToolOutput {
+                content: vec![ContentPart::Image(image)],
+            });
+        }
+        "mouse_move" => {
+            let to = scaling.to_screen(need(input.coordinate, "coordinate", action)?)?;
+            computer::mouse_move(to).map_err(host)?;
+        }
+        "left_click" => click(&scaling, &input, MouseButton::Left, 1)?,
+        "right_click" => click(&scaling, &input, MouseButton::Right, 1)?,
+        "middle_click" => click(&scaling, &input, MouseButton::Middle, 1)?,
+        "double_click" => click(&scaling, &input, MouseButton::Left, 2)?,
+        "triple_click" => click(&scaling, &input, MouseButton::Left, 3)?,
+        "left_mouse_down" => computer::mouse_down(MouseButton::Left).map_err(host)?,
+        "left_mouse_up" => computer::mouse_up(MouseButton::Left).map_err(host)?,
+        "left_click_drag" => {
+            let from =
+                scaling.to_screen(need(input.start_coordinate, "start_coordinate", action)?)?;
+            let to = scaling.to_screen(need(input.coordinate, "coordinate", action)?)?;
+            computer::drag(from, to, MouseButton::Left).map_err(host)?;
+        }
+        "scroll" => {
+            let direction = match need(
+                input.scroll_direction.as_deref(),
+                "scroll_direction",
+                action,
+            )? {
+                "up" => ScrollDirection::Up,
+                "down" => ScrollDirection::Down,
+                "left" => ScrollDirection::Left,
+                "right" => ScrollDirection::Right,
+                other => {
+                    return Err(ToolError::InvalidInput(format!(
+                        "scroll_direction `{other}` is not one of up, down, left, right"
+                    )))
+                }
+            };
+            let amount = input.scroll_amount.unwrap_or(3);
+            let at = match input.coordinate {
+                Some(c) => scaling.to_screen(c)?,
+                None => computer::cursor_position().map_err(host)?,
+            };
+            computer::scroll(at, direction, amount, &modifiers(&input.text)).map_err(host)?;
+        }
+        "key" => computer::key(&need(input.text.clone(), "text", action)?).map_err(host)?,
+        "hold_key" => {
+            let seconds = need(input.duration, "duration", action)?;
+            if !(0.0..=MAX_WAIT_SECONDS).contains(&seconds) {
+                return Err(ToolError::InvalidInput(format!(
+                    "duration must be 0 to {MAX_WAIT_SECONDS} seconds"
+                )));
+            }
+            computer::hold_key(
+                &need(input.text.clone(), "text", action)?,
+                (seconds * 1000.0) as u32,
+            )
+            .map_err(host)?;
+        }
+        "type" => {
+            let text = need(input.text.clone(), "text", action)?;
+            if text.is_empty() {
+                return Err(ToolError::InvalidInput(
+                    "`text` is empty: nothing to type".into(),
+                ));
+            }
+            computer::type_text(&text).map_err(host)?;
+        }
+        "wait" => {
+            let seconds = input.duration.unwrap_or(1.0);
+            if !(0.0..=MAX_WAIT_SECONDS).contains(&seconds) {
+                return Err(ToolError::InvalidInput(format!(
+                    "duration must be 0 to {MAX_WAIT_SECONDS} seconds"
+                )));
+            }
+            computer::wait((seconds * 1000.0) as u32).map_err(host)?;
+            return Ok(ToolOutput {
+                content: vec![scaling.screenshot()?],
+            });
+        }
+        other => return Err(ToolError::InvalidInput(format!("unknown action `{other}`"))),
+    }
+    settle_and_capture(&scaling, None)
+}
+
+const SCHEMA: &str = r#"{
+  "type": "object",
+  "properties": {
+    "action": {"type": "string", "enum": ["screenshot", "cursor_position", "zoom", "mouse_move",
+      "left_click", "right_click", "middle_click", "double_click", "triple_click",
+      "left_mouse_down", "left_mouse_up", "left_click_drag", "scroll", "key", "hold_key", "type", "wait"]},
+    "coordinate": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2,
+      "description": "[x, y] in screenshot pixels"},
+    "start_coordinate": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+    "text": {"type": "string", "description": "Text to type, a key combo in xdotool names, or modifiers held during a click or scroll"},
+    "scroll_direction": {"type": "string", "enum": ["up", "down", "left", "right"]},
+    "scroll_amount": {"type": "integer", "minimum": 0},
+    "duration": {"type": "number", "minimum": 0, "maximum": 60, "description": "Seconds, for wait and hold_key"},
+    "region": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
+      "description": "[x1, y1, x2, y2] to zoom into"}
+  },
+  "required": ["action"],
+  "additionalProperties": false
+}"#;
+
+struct Computer;
+
+impl Guest for Computer {
+    fn describe() -> Vec<ToolSpec> {
+        vec![ToolSpec {
+            name: "computer".into(),
+            description:
+                "Use the mouse and keyboard to interact with the desktop, and take screenshots. \
+                After every action a fresh screenshot is returned once the screen has settled. \
+                Key names follow xdotool, e.g. \"ctrl+l\", \"Return\", \"Page_Down\"."
+                    .into(),
+            input_schema: SCHEMA.into(),
+        }]
+    }
+
+    fn invoke(call: ToolCall) -> Result<ToolOutput, ToolError> {
+        if call.name != "computer" {
+            return Err(ToolError::InvalidInput(format!(
+                "this component has no tool `{}`",
+                call.name
+            )));
+        }
+        let input: Input = serde_json::from_str(&call.input).map_err(|e| {
+            ToolError::InvalidInput(format!("input is not valid for the computer tool: {e}"))
+        })?;
+        run(input)
+    }
+}
+
+export!(Computer);

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds every plugin component into dist/plugins/<name>.wasm with its
+# manifest beside it as <name>.toml: the first-party Rust components, the
+# test fixture, and the Python and JavaScript examples.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+mkdir -p "$DIST_DIR"
+
+step "Rust components (wasm32-wasip2)"
+cargo build --quiet --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
+out=plugins/target/wasm32-wasip2/release
+for crate in computer bash editor scripted-policy testing/misbehaving-tool; do
+  name=$(basename "$crate")
+  cp "$out/${name//-/_}.wasm" "$DIST_DIR/$name.wasm"
+  cp "plugins/$crate/plugin.toml" "$DIST_DIR/$name.toml"
+done
+
+step "Python example (componentize-py)"
+(cd plugins/examples/python-tool &&
+  "$TOOLS_DIR/venv/bin/componentize-py" -d ../../../wit -w tool-plugin componentize app -o "$DIST_DIR/text-stats.wasm" >/dev/null)
+cp plugins/examples/python-tool/plugin.toml "$DIST_DIR/text-stats.toml"
+
+step "JavaScript example (componentize-js)"
+(cd plugins/examples/js-tool && OUT="$DIST_DIR/convert-case.wasm" npm run --silent build >/dev/null)
+cp plugins/examples/js-tool/plugin.toml "$DIST_DIR/convert-case.toml"
+
+ls -1 "$DIST_DIR"/*.wasm | sed 's/^/  /'
