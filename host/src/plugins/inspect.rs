@@ -86,7 +86,10 @@ pub fn shape(engine: &Engine, component: &Component) -> Result<Shape, PluginErro
     let mut imported_capabilities = BTreeSet::new();
     let mut imports = Vec::new();
     for (name, import) in ty.imports(engine) {
-        if !matches!(import.ty, ComponentItem::ComponentInstance(_)) {
+        // Only our interfaces and WASI (linked with nothing granted) exist
+        // for a plugin; anything else is refused before instantiation.
+        let known = name.starts_with("wasi:") || name.starts_with(PACKAGE);
+        if !known || !matches!(import.ty, ComponentItem::ComponentInstance(_)) {
             return Err(PluginError::UnsatisfiedImport(name.to_string()));
         }
         if let Some((iface, version)) = our_interface(name) {

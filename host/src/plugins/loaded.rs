@@ -107,3 +107,14 @@ pub struct PluginSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicySummary>,
 }
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.manifest.name)
+            .field("version", &self.manifest.version)
+            .field("kind", &self.kind())
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}

@@ -71,6 +71,20 @@ impl Scaling {
         })
     }
 
+    /// An exclusive end coordinate (may equal the screen's width/height).
+    fn edge_to_screen(&self, [x, y]: [i64; 2]) -> Result<Point, ToolError> {
+        if x < 1 || y < 1 || x > self.model.width as i64 || y > self.model.height as i64 {
+            return Err(ToolError::InvalidInput(format!(
+                "region end ({x}, {y}) is off screen: the screen is {}x{}",
+                self.model.width, self.model.height
+            )));
+        }
+        Ok(Point {
+            x: (x * self.screen.width as i64 / self.model.width as i64) as i32,
+            y: (y * self.screen.height as i64 / self.model.height as i64) as i32,
+        })
+    }
+
     fn to_model(&self, p: Point) -> (i64, i64) {
         (
             p.x as i64 * self.model.width as i64 / self.screen.width as i64,
@@ -162,15 +176,15 @@ fn run(input: Input) -> Result<ToolOutput, ToolError> {
         "zoom" => {
             let [x1, y1, x2, y2] = need(input.region, "region", action)?;
             let a = scaling.to_screen([x1, y1])?;
-            let b = scaling.to_screen([x2.saturating_sub(1), y2.saturating_sub(1)])?;
-            if b.x < a.x || b.y < a.y {
+            let b = scaling.edge_to_screen([x2, y2])?;
+            if b.x <= a.x || b.y <= a.y {
                 return Err(ToolError::InvalidInput(
                     "`region` must be [x1, y1, x2, y2] with x1 < x2 and y1 < y2".into(),
                 ));
             }
             let region = Size {
-                width: (b.x - a.x + 1) as u32,
-                height: (b.y - a.y + 1) as u32,
+                width: (b.x - a.x) as u32,
+                height: (b.y - a.y) as u32,
             };
             let image = computer::screenshot_region(a, region, scaling.model).map_err(host)?;
             return Ok(ToolOutput {

@@ -156,7 +156,7 @@ impl Guest for Scripted {
                     input: input.to_string(),
                 };
                 Ok(StepOutput {
-                    decision: Decision::Act((Some(format!("{raw}")), vec![call])),
+                    decision: Decision::Act((Some(raw.to_string()), vec![call])),
                     state: None,
                 })
             }

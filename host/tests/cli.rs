@@ -1,0 +1,239 @@
+//! The `agenthost plugin` commands as an author runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn agenthost(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("agenthost runs")
+}
+
+fn plugins_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/plugins");
+    assert!(
+        dir.join("bash.wasm").is_file(),
+        "run scripts/build-plugins.sh first"
+    );
+    dir
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn check_prints_the_component_as_json() {
+    let data = tempfile::tempdir().unwrap();
+    let out = agenthost(
+        data.path(),
+        &[
+            "plugin",
+            "check",
+            plugins_dir().join("bash.wasm").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["world"], "tool-plugin");
+    assert_eq!(v["wit_version"], "0.1.0");
+    assert_eq!(v["capabilities_requested"], serde_json::json!(["shell"]));
+    assert_eq!(v["tools"][0]["name"], "bash");
+    assert_eq!(v["manifest"], "found");
+}
+
+#[test]
+fn bad_files_fail_with_a_message_and_nonzero_exit() {
+    let data = tempfile::tempdir().unwrap();
+    let junk = data.path().join("junk.wasm");
+    std::fs::write(&junk, b"hello").unwrap();
+    let out = agenthost(data.path(), &["plugin", "check", junk.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a WebAssembly file"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = agenthost(data.path(), &["plugin", "check", "/no/such/file.wasm"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot read /no/such/file.wasm"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = agenthost(
+        data.path(),
+        &[
+            "plugin",
+            "install",
+            junk.to_str().unwrap(),
+            "--grant",
+            "root",
+        ],
+    );
+    assert!(!out.status.success());
+}
+
+#[test]
+fn invoke_runs_a_call_and_reports_tool_errors() {
+    let data = tempfile::tempdir().unwrap();
+    let wasm = plugins_dir().join("text-stats.wasm");
+    let out = agenthost(
+        data.path(),
+        &[
+            "plugin",
+            "invoke",
+            wasm.to_str().unwrap(),
+            "text_stats",
+            r#"{"text":"a b a"}"#,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(v["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(stats["words"], 3);
+
+    let bash = plugins_dir().join("bash.wasm");
+    let out = agenthost(
+        data.path(),
+        &[
+            "plugin",
+            "invoke",
+            bash.to_str().unwrap(),
+            "bash",
+            r#"{"command":"ls"}"#,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("agenthost plugin grant bash shell"),
+        "{}",
+        stderr(&out)
+    );
+    let out = agenthost(
+        data.path(),
+        &[
+            "plugin",
+            "invoke",
+            bash.to_str().unwrap(),
+            "bash",
+            r#"{"command":"ls"}"#,
+            "--grant",
+            "shell",
+        ],
+    );
+    assert!(
+        stderr(&out).contains("no sandbox is attached"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn install_list_rollback_remove() {
+    let data = tempfile::tempdir().unwrap();
+    let wasm = plugins_dir().join("bash.wasm");
+    let out = agenthost(data.path(), &["plugin", "install", wasm.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Grant with: agenthost plugin grant bash shell"),
+        "{}",
+        stdout(&out)
+    );
+    let out = agenthost(data.path(), &["plugin", "grant", "bash", "shell"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: serde_json::Value =
+        serde_json::from_str(&stdout(&agenthost(data.path(), &["plugin", "list"]))).unwrap();
+    assert_eq!(list[0]["name"], "bash");
+    assert_eq!(list[0]["granted"], serde_json::json!(["shell"]));
+
+    let out = agenthost(data.path(), &["plugin", "rollback", "bash"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no earlier version"),
+        "{}",
+        stderr(&out)
+    );
+    let out = agenthost(data.path(), &["plugin", "remove", "bash"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = agenthost(data.path(), &["plugin", "remove", "bash"]);
+    assert!(
+        stderr(&out).contains("no plugin named `bash`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The scaffold is what a new author starts from: it must build as it is.
+#[test]
+fn new_scaffolds_crates_that_build_and_check() {
+    let work = tempfile::tempdir().unwrap();
+    // A stable target dir keeps wit-bindgen compiled across runs.
+    let target = std::env::temp_dir().join("agenthost-scaffold-target");
+    for (name, kind, world) in [
+        ("hello-tool", "tool", "tool-plugin"),
+        ("hello-policy", "policy", "policy-plugin"),
+    ] {
+        let out = agenthost(
+            work.path(),
+            &[
+                "plugin",
+                "new",
+                name,
+                "--kind",
+                kind,
+                "--dir",
+                work.path().to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let crate_dir = work.path().join(name);
+        let build = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .current_dir(&crate_dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap();
+        assert!(build.status.success(), "{}", stderr(&build));
+        let wasm = target.join(format!(
+            "wasm32-wasip2/release/{}.wasm",
+            name.replace('-', "_")
+        ));
+        let manifest = crate_dir.join("plugin.toml");
+        let out = agenthost(
+            work.path(),
+            &[
+                "plugin",
+                "check",
+                wasm.to_str().unwrap(),
+                "--manifest",
+                manifest.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(v["world"], world);
+        assert_eq!(v["name"], name);
+    }
+    let out = agenthost(
+        work.path(),
+        &[
+            "plugin",
+            "new",
+            "hello-tool",
+            "--dir",
+            work.path().to_str().unwrap(),
+        ],
+    );
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+}
