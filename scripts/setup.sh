@@ -40,7 +40,10 @@ if [ ! -x "$TOOLS_DIR/venv/bin/componentize-py" ]; then
 fi
 
 if [ ! -d plugins/examples/js-tool/node_modules/@bytecodealliance/componentize-js ]; then
-  step "npm ci (componentize-js)"
-  (cd plugins/examples/js-tool && npm ci --no-audit --no-fund --loglevel=error)
+  # `npm ci` rejects this lockfile because npm leaves other platforms'
+  # optional packages out of it; `install --no-save` installs the locked
+  # versions and leaves the lockfile as it is.
+  step "npm install (componentize-js, locked versions)"
+  (cd plugins/examples/js-tool && npm install --no-save --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: ok"
