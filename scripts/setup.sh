@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a Debian machine, idempotently:
-# the wasm32-wasip2 Rust target, componentize-py (Python components) and the
-# JS example's npm packages (componentize-js). Safe to run repeatedly.
+# the wasm32-wasip2 Rust target, componentize-py (Python components), the
+# JS example's npm packages (componentize-js), Docker (started if it is not
+# running) and the sandbox image. Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -46,4 +47,16 @@ if [ ! -d plugins/examples/js-tool/node_modules/@bytecodealliance/componentize-j
   step "npm install (componentize-js, locked versions)"
   (cd plugins/examples/js-tool && npm install --no-save --no-audit --no-fund --loglevel=error)
 fi
+# Docker: the engine from Debian's packages, started if it is not running.
+command -v dockerd >/dev/null || apt_install docker.io
+command -v debootstrap >/dev/null || apt_install debootstrap
+if ! docker info >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] || die "Docker is not running and starting it needs root: start dockerd, or rerun as root"
+  step "starting dockerd (log: /var/log/agenthost-dockerd.log)"
+  nohup dockerd >/var/log/agenthost-dockerd.log 2>&1 &
+  for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || die "dockerd did not start; see /var/log/agenthost-dockerd.log"
+fi
+
+sandbox-image/build.sh
 echo "setup: ok"

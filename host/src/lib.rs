@@ -8,3 +8,5 @@
 
 pub mod capabilities;
 pub mod plugins;
+pub mod rfb;
+pub mod sandbox;

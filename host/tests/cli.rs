@@ -237,3 +237,46 @@ fn new_scaffolds_crates_that_build_and_check() {
     );
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
 }
+
+#[test]
+fn invoke_with_a_sandbox_runs_on_a_real_desktop() {
+    let data = tempfile::tempdir().unwrap();
+    let bash = plugins_dir().join("bash.wasm");
+    let out = agenthost(
+        data.path(),
+        &[
+            "plugin",
+            "invoke",
+            bash.to_str().unwrap(),
+            "bash",
+            r#"{"command":"uname -s; whoami"}"#,
+            "--grant",
+            "shell",
+            "--sandbox",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["content"][0]["text"], "Linux\nagent\n");
+
+    let images = data.path().join("shots");
+    let computer = plugins_dir().join("computer.wasm");
+    let out = agenthost(
+        data.path(),
+        &[
+            "plugin",
+            "invoke",
+            computer.to_str().unwrap(),
+            "computer",
+            r#"{"action":"screenshot"}"#,
+            "--grant",
+            "computer",
+            "--sandbox",
+            "--images-dir",
+            images.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let saved: Vec<_> = std::fs::read_dir(&images).unwrap().collect();
+    assert_eq!(saved.len(), 1);
+}

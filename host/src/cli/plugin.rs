@@ -15,6 +15,7 @@ use agenthost::plugins::{
     check_header, parse_capability_list, Capability, EffectiveGrants, Manifest, Registry, Runtime,
     RuntimeConfig,
 };
+use agenthost::sandbox::{Docker, SandboxConfig};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Kind {
@@ -51,6 +52,12 @@ pub enum PluginCommand {
         /// Capabilities to grant for this call, e.g. `shell,files`. Nothing is granted by default.
         #[arg(long, default_value = "")]
         grant: String,
+        /// Attach a fresh sandbox (a Docker container with the desktop) for the call.
+        #[arg(long)]
+        sandbox: bool,
+        /// Write images the tool returns (screenshots) here as PNG files.
+        #[arg(long)]
+        images_dir: Option<PathBuf>,
     },
     /// Install a component (a new version becomes active at once; the old one is kept for rollback).
     Install {
@@ -117,6 +124,20 @@ fn content_json(parts: &[ContentPart]) -> Vec<Value> {
         .collect()
 }
 
+fn save_images(dir: &Path, parts: &[ContentPart], ctx: &CallContext) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for part in parts {
+        if let ContentPart::Image(image) = part {
+            if let Some(stored) = ctx.images.get(&image.handle) {
+                let path = dir.join(format!("{}.png", image.handle));
+                std::fs::write(&path, &stored.bytes)?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
     match cmd {
         PluginCommand::New { name, kind, dir } => {
@@ -150,6 +171,8 @@ pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
             input,
             manifest,
             grant,
+            sandbox,
+            images_dir,
         } => {
             let (bytes, manifest, default_name) = read_component(&file, manifest.as_deref())?;
             let granted: BTreeSet<Capability> = parse_capability_list(&grant)?;
@@ -160,16 +183,34 @@ pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
                 plugin.manifest.capabilities.clone(),
                 granted,
             );
+            let mut ctx = CallContext::default();
+            let attached = if sandbox {
+                let docker = Docker::connect(SandboxConfig::default()).await?;
+                let sb = docker.start().await?;
+                eprintln!("sandbox {} ready in {:?}", sb.name, sb.boot_time);
+                ctx.sandbox = Some(sb.backends());
+                Some(sb)
+            } else {
+                None
+            };
             let call = ToolCall {
                 id: "cli".into(),
                 name: tool,
                 input,
             };
             let result = runtime
-                .invoke_tool(&plugin, grants, CallContext::default(), call)
-                .await?;
-            match result {
-                Ok(out) => print_json(&json!({"content": content_json(&out.content)})),
+                .invoke_tool(&plugin, grants, ctx.clone(), call)
+                .await;
+            if let Some(sb) = attached {
+                sb.destroy().await?;
+            }
+            match result? {
+                Ok(out) => {
+                    if let Some(dir) = images_dir {
+                        save_images(&dir, &out.content, &ctx)?;
+                    }
+                    print_json(&json!({"content": content_json(&out.content)}))
+                }
                 Err(ToolError::InvalidInput(m)) => {
                     print_json(&json!({"error": {"kind": "invalid_input", "message": m}}))?;
                     anyhow::bail!("the tool rejected its input: {m}")

@@ -1,0 +1,140 @@
+//! xdotool key names to X keysyms: "ctrl+shift+t", "Return", "KP_Enter",
+//! "super", "Page_Down", single characters, and XF86 media keys.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use xkeysym::Keysym;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("unknown key name `{0}` (use xdotool names such as Return, ctrl, Page_Down, F5)")]
+    Unknown(String),
+    #[error("empty key combination")]
+    Empty,
+}
+
+/// Every named keysym, by the name xdotool uses (the X name without its
+/// `XK_` prefix). Built once by asking xkeysym for the name of each code in
+/// the legacy and vendor ranges.
+fn by_name() -> &'static HashMap<String, u32> {
+    static NAMES: OnceLock<HashMap<String, u32>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut map = HashMap::new();
+        for raw in (0..0x1_0000u32).chain(0x1008_0000..0x1009_0000) {
+            if let Some(name) = Keysym::new(raw).name() {
+                let short = name
+                    .strip_prefix("XK_")
+                    .map(str::to_string)
+                    .or_else(|| name.strip_prefix("XF86XK_").map(|n| format!("XF86{n}")));
+                if let Some(short) = short {
+                    map.entry(short).or_insert(raw);
+                }
+            }
+        }
+        map
+    })
+}
+
+/// Friendly names models and people use, beyond the X names.
+fn alias(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "ctrl" | "control" => "Control_L",
+        "shift" => "Shift_L",
+        "alt" => "Alt_L",
+        "super" | "win" | "windows" | "cmd" | "command" => "Super_L",
+        "meta" => "Meta_L",
+        "enter" | "return" => "Return",
+        "esc" | "escape" => "Escape",
+        "tab" => "Tab",
+        "backspace" => "BackSpace",
+        "delete" | "del" => "Delete",
+        "space" => "space",
+        "pageup" | "page_up" | "prior" => "Page_Up",
+        "pagedown" | "page_down" | "next" => "Page_Down",
+        "home" => "Home",
+        "end" => "End",
+        "insert" => "Insert",
+        "up" => "Up",
+        "down" => "Down",
+        "left" => "Left",
+        "right" => "Right",
+        "capslock" => "Caps_Lock",
+        "menu" => "Menu",
+        "print" | "printscreen" => "Print",
+        _ => return None,
+    })
+}
+
+pub fn keysym_for_char(c: char) -> u32 {
+    match c {
+        '\n' => 0xff0d,
+        '\t' => 0xff09,
+        _ => Keysym::from_char(c).raw(),
+    }
+}
+
+fn keysym(name: &str) -> Result<u32, KeyError> {
+    let names = by_name();
+    if let Some(&k) = names.get(name) {
+        return Ok(k);
+    }
+    if let Some(k) = alias(name).and_then(|a| names.get(a)) {
+        return Ok(*k);
+    }
+    let mut chars = name.chars();
+    if let (Some(c), None) = (chars.next(), chars.next()) {
+        return Ok(keysym_for_char(c));
+    }
+    // F1..F35 written in lower case, "kp_enter" and similar.
+    names
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, k)| *k)
+        .ok_or_else(|| KeyError::Unknown(name.to_string()))
+}
+
+/// "ctrl+shift+t" -> keysyms to press in order (and release in reverse).
+pub fn parse_combo(combo: &str) -> Result<Vec<u32>, KeyError> {
+    let combo = combo.trim();
+    if combo.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    // A lone "+" (or one at the end, "ctrl++") is the plus key.
+    let mut parts: Vec<&str> = combo.split('+').collect();
+    if combo.ends_with('+') {
+        parts.retain(|p| !p.is_empty());
+        parts.push("plus");
+    }
+    parts.iter().map(|p| keysym(p.trim())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_xdotool_names() {
+        assert_eq!(parse_combo("Return").unwrap(), [0xff0d]);
+        assert_eq!(
+            parse_combo("ctrl+shift+t").unwrap(),
+            [0xffe3, 0xffe1, 't' as u32]
+        );
+        assert_eq!(parse_combo("KP_Enter").unwrap(), [0xff8d]);
+        assert_eq!(parse_combo("super").unwrap(), [0xffeb]);
+        assert_eq!(parse_combo("Page_Down").unwrap(), [0xff56]);
+        assert_eq!(parse_combo("F5").unwrap(), [0xffc2]);
+        assert_eq!(parse_combo("ctrl++").unwrap(), [0xffe3, '+' as u32]);
+        assert_eq!(parse_combo("XF86AudioMute").unwrap(), [0x1008_ff12]);
+        assert_eq!(parse_combo("é").unwrap(), [Keysym::from_char('é').raw()]);
+    }
+
+    #[test]
+    fn unknown_names_are_errors() {
+        assert_eq!(
+            parse_combo("ctrl+banana"),
+            Err(KeyError::Unknown("banana".into()))
+        );
+        assert_eq!(parse_combo("  "), Err(KeyError::Empty));
+    }
+}

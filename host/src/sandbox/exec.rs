@@ -1,0 +1,179 @@
+//! Client of the exec service inside the image (`sandbox-image/execd.py`):
+//! one JSON line out, one back, per connection, authenticated by the
+//! sandbox's secret. Serves the `shell` and `files` interfaces.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::capabilities::{FilesBackend, ShellBackend};
+use crate::plugins::bindings::current::files::{Entry, EntryKind};
+use crate::plugins::bindings::current::shell::{Command, Output};
+use crate::plugins::bindings::current::types::HostError;
+
+/// Output kept per command; the rest is drained and reported as truncated.
+pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
+const DEFAULT_TIMEOUT_MS: u32 = 120_000;
+const MAX_TIMEOUT_MS: u32 = 600_000;
+/// Slack on top of a command's own timeout before the host gives up.
+const TRANSPORT_SLACK: Duration = Duration::from_secs(10);
+
+pub struct ExecClient {
+    addr: SocketAddr,
+    secret: String,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+impl ExecClient {
+    pub fn new(addr: SocketAddr, secret: String) -> Self {
+        Self { addr, secret }
+    }
+
+    async fn request(&self, mut body: Value, timeout: Duration) -> Result<Value, HostError> {
+        body["secret"] = json!(self.secret);
+        let exchange = async {
+            let stream = TcpStream::connect(self.addr).await?;
+            stream.set_nodelay(true)?;
+            let (read, mut write) = stream.into_split();
+            let mut line = serde_json::to_vec(&body).map_err(std::io::Error::other)?;
+            line.push(b'\n');
+            write.write_all(&line).await?;
+            let mut response = String::new();
+            BufReader::new(read).read_line(&mut response).await?;
+            Ok::<_, std::io::Error>(response)
+        };
+        let response = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => {
+                return Err(HostError::Timeout(format!(
+                    "the sandbox did not answer within {timeout:?}"
+                )))
+            }
+            Ok(Err(e)) => {
+                return Err(HostError::Failed(format!(
+                    "the sandbox is not reachable (it may have stopped): {e}"
+                )))
+            }
+            Ok(Ok(r)) if r.is_empty() => {
+                return Err(HostError::Failed(
+                    "the sandbox closed the connection (it may have stopped)".into(),
+                ))
+            }
+            Ok(Ok(r)) => r,
+        };
+        let value: Value = serde_json::from_str(&response)
+            .map_err(|e| HostError::Failed(format!("bad answer from the sandbox: {e}")))?;
+        if let Some(err) = value.get("error") {
+            let message = err["message"]
+                .as_str()
+                .unwrap_or("unknown error")
+                .to_string();
+            return Err(match err["kind"].as_str() {
+                Some("invalid") => HostError::Invalid(message),
+                _ => HostError::Failed(message),
+            });
+        }
+        Ok(value["ok"].clone())
+    }
+
+    pub async fn ping(&self) -> Result<(), HostError> {
+        self.request(json!({"op": "ping"}), Duration::from_secs(2))
+            .await
+            .map(|_| ())
+    }
+}
+
+fn entry(v: &Value) -> Result<Entry, HostError> {
+    let kind = match v["kind"].as_str() {
+        Some("file") => EntryKind::File,
+        Some("directory") => EntryKind::Directory,
+        Some("symlink") => EntryKind::Symlink,
+        _ => EntryKind::Other,
+    };
+    Ok(Entry {
+        name: v["name"].as_str().unwrap_or_default().to_string(),
+        kind,
+        size: v["size"].as_u64().unwrap_or(0),
+    })
+}
+
+#[async_trait]
+impl ShellBackend for ExecClient {
+    async fn run(&self, command: Command) -> Result<Output, HostError> {
+        let timeout_ms = command
+            .timeout_ms
+            .unwrap_or(DEFAULT_TIMEOUT_MS)
+            .clamp(1, MAX_TIMEOUT_MS);
+        let body = json!({
+            "op": "run",
+            "command": command.command,
+            "cwd": command.cwd,
+            "env": command.env,
+            "timeout_ms": timeout_ms,
+            "max_output": MAX_OUTPUT_BYTES,
+        });
+        let v = self
+            .request(
+                body,
+                Duration::from_millis(timeout_ms as u64) + TRANSPORT_SLACK,
+            )
+            .await?;
+        Ok(Output {
+            stdout: v["stdout"].as_str().unwrap_or_default().to_string(),
+            stderr: v["stderr"].as_str().unwrap_or_default().to_string(),
+            exit_code: v["exit_code"].as_i64().map(|c| c as i32),
+            truncated: v["truncated"].as_bool().unwrap_or(false),
+            timed_out: v["timed_out"].as_bool().unwrap_or(false),
+        })
+    }
+}
+
+const FILE_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[async_trait]
+impl FilesBackend for ExecClient {
+    async fn read(&self, path: &str) -> Result<Vec<u8>, HostError> {
+        let v = self
+            .request(json!({"op": "read", "path": path}), FILE_TIMEOUT)
+            .await?;
+        b64()
+            .decode(v["content"].as_str().unwrap_or_default())
+            .map_err(|e| HostError::Failed(format!("bad file content from the sandbox: {e}")))
+    }
+
+    async fn write(&self, path: &str, contents: &[u8]) -> Result<(), HostError> {
+        self.request(
+            json!({"op": "write", "path": path, "content": b64().encode(contents)}),
+            FILE_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn list_dir(&self, path: &str) -> Result<Vec<Entry>, HostError> {
+        let v = self
+            .request(json!({"op": "list", "path": path}), FILE_TIMEOUT)
+            .await?;
+        v["entries"]
+            .as_array()
+            .map(|a| a.iter().map(entry).collect())
+            .unwrap_or_else(|| Ok(Vec::new()))
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<Entry>, HostError> {
+        let v = self
+            .request(json!({"op": "stat", "path": path}), FILE_TIMEOUT)
+            .await?;
+        match &v["entry"] {
+            Value::Null => Ok(None),
+            e => entry(e).map(Some),
+        }
+    }
+}

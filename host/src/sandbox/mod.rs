@@ -1,0 +1,68 @@
+//! Sandboxes: Docker containers running the desktop image, reached only
+//! over ports published on 127.0.0.1.
+//!
+//! * [`docker`]: create, start, inspect, remove and reap containers (bollard).
+//! * [`exec`]: the client of our exec service in the image: shell and files.
+//! * [`computer`]: the `computer` interface over our RFB client.
+//! * [`pool`]: sandboxes booted and connected ahead of time.
+
+mod computer;
+mod docker;
+mod error;
+mod exec;
+mod pool;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use computer::RfbComputer;
+pub use docker::{Docker, SandboxConfig};
+pub use error::SandboxError;
+pub use exec::ExecClient;
+pub use pool::{PoolConfig, PoolStats, WarmPool};
+
+use crate::capabilities::SandboxBackends;
+
+/// One running sandbox, connected and ready.
+pub struct Sandbox {
+    pub id: String,
+    pub name: String,
+    pub vnc_addr: SocketAddr,
+    pub exec_addr: SocketAddr,
+    pub computer: Arc<RfbComputer>,
+    pub exec: Arc<ExecClient>,
+    pub(crate) docker: Docker,
+    /// How long boot to ready took.
+    pub boot_time: Duration,
+}
+
+impl Sandbox {
+    /// The backends of the `computer`, `shell` and `files` interfaces.
+    pub fn backends(&self) -> SandboxBackends {
+        SandboxBackends {
+            computer: self.computer.clone(),
+            shell: self.exec.clone(),
+            files: self.exec.clone(),
+        }
+    }
+
+    /// Whether the desktop connection is up (a dead container drops it).
+    pub fn is_alive(&self) -> bool {
+        self.computer.is_alive()
+    }
+
+    /// Stops and removes the container.
+    pub async fn destroy(self) -> Result<(), SandboxError> {
+        self.docker.remove(&self.id).await
+    }
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("name", &self.name)
+            .field("vnc", &self.vnc_addr)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,206 @@
+//! Sandboxes booted and connected ahead of time, so a session claims one
+//! instantly. A background task keeps `warm` sandboxes ready, never running
+//! more than `max_running` in all; warm sandboxes unclaimed for
+//! `idle_timeout` beyond the target are stopped. A claimed sandbox belongs
+//! to its claimer, who destroys it when done; sandboxes are never reused.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::{Docker, Sandbox, SandboxError};
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Sandboxes kept booted and unclaimed.
+    pub warm: usize,
+    /// Cap on sandboxes alive at once, claimed or warm.
+    pub max_running: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            warm: 1,
+            max_running: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PoolStats {
+    pub warm: usize,
+    pub running: usize,
+    pub booting: usize,
+}
+
+struct Shared {
+    docker: Docker,
+    config: PoolConfig,
+    ready: Mutex<VecDeque<Sandbox>>,
+    /// Every sandbox alive that the pool started, claimed ones included.
+    running: AtomicUsize,
+    booting: AtomicUsize,
+    /// Wakes the refill task (a claim, a release, a failure).
+    wake: Notify,
+    /// Signalled when a sandbox becomes ready (claims may wait on it).
+    filled: Notify,
+}
+
+pub struct WarmPool {
+    shared: Arc<Shared>,
+    refill: JoinHandle<()>,
+}
+
+impl Drop for WarmPool {
+    fn drop(&mut self) {
+        self.refill.abort();
+    }
+}
+
+impl WarmPool {
+    /// Removes this owner's leftover containers, then starts filling.
+    pub async fn start(docker: Docker, config: PoolConfig) -> Result<Self, SandboxError> {
+        docker.reap().await?;
+        let shared = Arc::new(Shared {
+            docker,
+            config,
+            ready: Mutex::default(),
+            running: AtomicUsize::new(0),
+            booting: AtomicUsize::new(0),
+            wake: Notify::new(),
+            filled: Notify::new(),
+        });
+        let refill = tokio::spawn(refill_loop(shared.clone()));
+        Ok(Self { shared, refill })
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            warm: self
+                .shared
+                .ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len(),
+            running: self.shared.running.load(Ordering::SeqCst),
+            booting: self.shared.booting.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Waits until `n` sandboxes are warm (start-up, tests, `/readyz`).
+    pub async fn wait_warm(&self, n: usize, timeout: Duration) -> Result<(), SandboxError> {
+        let wait = async {
+            loop {
+                let notified = self.shared.filled.notified();
+                if self.stats().warm >= n {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| SandboxError::StartTimeout {
+                timeout,
+                detail: format!("fewer than {n} sandboxes warm"),
+            })
+    }
+
+    /// A ready sandbox: a warm one at once if there is one, else one booted
+    /// now (within the cap). Dead warm sandboxes are discarded on the way.
+    pub async fn claim(&self) -> Result<Sandbox, SandboxError> {
+        loop {
+            let next = self
+                .shared
+                .ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front();
+            let Some(sandbox) = next else { break };
+            self.shared.wake.notify_one();
+            if sandbox.is_alive() {
+                return Ok(sandbox);
+            }
+            tracing::warn!(sandbox = %sandbox.name, "warm sandbox died; replacing it");
+            self.release(sandbox).await;
+        }
+        let shared = &self.shared;
+        if shared.running.fetch_add(1, Ordering::SeqCst) >= shared.config.max_running {
+            shared.running.fetch_sub(1, Ordering::SeqCst);
+            return Err(SandboxError::PoolExhausted(shared.config.max_running));
+        }
+        let started = shared.docker.start().await;
+        if started.is_err() {
+            shared.running.fetch_sub(1, Ordering::SeqCst);
+        }
+        shared.wake.notify_one();
+        started
+    }
+
+    /// Destroys a claimed sandbox and frees its place under the cap.
+    pub async fn release(&self, sandbox: Sandbox) {
+        if let Err(e) = sandbox.destroy().await {
+            tracing::warn!(error = %e, "could not remove a sandbox");
+        }
+        self.shared.running.fetch_sub(1, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+    }
+
+    /// Destroys the warm sandboxes (shutdown).
+    pub async fn drain(&self) {
+        let warm: Vec<Sandbox> = self
+            .shared
+            .ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        for sandbox in warm {
+            self.release(sandbox).await;
+        }
+    }
+}
+
+async fn refill_loop(shared: Arc<Shared>) {
+    let mut failures = 0u32;
+    loop {
+        let wake = shared.wake.notified();
+        let warm = shared.ready.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let booting = shared.booting.load(Ordering::SeqCst);
+        let under_cap = shared.running.load(Ordering::SeqCst) < shared.config.max_running;
+        if warm + booting < shared.config.warm && under_cap {
+            shared.running.fetch_add(1, Ordering::SeqCst);
+            shared.booting.fetch_add(1, Ordering::SeqCst);
+            let result = shared.docker.start().await;
+            shared.booting.fetch_sub(1, Ordering::SeqCst);
+            match result {
+                Ok(sandbox) => {
+                    failures = 0;
+                    tracing::debug!(sandbox = %sandbox.name, boot = ?sandbox.boot_time, "sandbox warm");
+                    shared
+                        .ready
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push_back(sandbox);
+                    shared.filled.notify_waiters();
+                }
+                Err(e) => {
+                    shared.running.fetch_sub(1, Ordering::SeqCst);
+                    failures += 1;
+                    tracing::error!(error = %e, "could not start a warm sandbox");
+                    // Back off after repeated failures (no engine, no image)
+                    // rather than spinning; a claim still reports the error.
+                    let pause = Duration::from_millis(250 * 2u64.pow(failures.min(6)));
+                    tokio::select! { _ = tokio::time::sleep(pause) => {}, _ = wake => {} }
+                }
+            }
+            continue;
+        }
+        wake.await;
+    }
+}

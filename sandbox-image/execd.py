@@ -1,0 +1,183 @@
+"""Agent Host exec service: shell commands and file access inside the sandbox.
+
+The host reaches it over a port published on 127.0.0.1 only. Each connection
+carries one JSON request line and gets one JSON response line. Every request
+must carry the per-sandbox secret the host set in AGENTHOST_EXEC_SECRET.
+
+It exists because `docker exec` costs tens of milliseconds per call; this
+answers a `true` in a few. Output is bounded (excess is drained and counted,
+never buffered) and every command has a timeout that kills its process group.
+"""
+
+import base64
+import hmac
+import json
+import os
+import signal
+import socketserver
+import subprocess
+import threading
+import time
+
+SECRET = os.environ.pop("AGENTHOST_EXEC_SECRET", "").encode()
+ROOTS = [os.path.realpath(p) for p in os.environ.get("AGENTHOST_FILE_ROOTS", "/home/agent:/tmp").split(":") if p]
+MAX_OUTPUT = 1 << 20
+MAX_FILE = 64 << 20
+DEFAULT_TIMEOUT_MS = 120_000
+MAX_TIMEOUT_MS = 600_000
+
+
+class Refused(Exception):
+    """A request the caller must fix: reported as kind `invalid`."""
+
+
+def allowed(path, must_exist=True):
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise Refused(f"`{path}` is not an absolute path")
+    real = os.path.realpath(path)
+    if not any(real == r or real.startswith(r + "/") for r in ROOTS):
+        shown = path if real == path else f"{path} (resolves to {real})"
+        raise Refused(f"{shown} is outside the allowed folders: {', '.join(ROOTS)}")
+    if must_exist and not os.path.lexists(real):
+        raise FileNotFoundError(f"{path} does not exist")
+    return real
+
+
+def drain(stream, sink, budget):
+    """Reads everything, keeps at most budget[0] bytes, counts the rest."""
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            return
+        keep = chunk[: max(0, budget[0])]
+        sink.append(keep)
+        budget[0] -= len(chunk)
+
+
+def run(req):
+    command = req.get("command") or ""
+    if not command.strip():
+        raise Refused("the command is empty")
+    timeout_ms = min(int(req.get("timeout_ms") or DEFAULT_TIMEOUT_MS), MAX_TIMEOUT_MS)
+    max_output = min(int(req.get("max_output") or MAX_OUTPUT), MAX_OUTPUT)
+    cwd = req.get("cwd") or os.environ.get("HOME", "/")
+    if not os.path.isdir(cwd):
+        raise Refused(f"working directory {cwd} does not exist")
+    env = dict(os.environ)
+    env.update({k: v for k, v in req.get("env") or []})
+    proc = subprocess.Popen(
+        ["bash", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    budget = [max_output]
+    out, err = [], []
+    readers = [threading.Thread(target=drain, args=(s, sink, budget), daemon=True)
+               for s, sink in ((proc.stdout, out), (proc.stderr, err))]
+    for r in readers:
+        r.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout_ms / 1000)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for r in readers:
+        r.join(timeout=2)
+    code = proc.returncode
+    return {
+        "stdout": b"".join(out).decode("utf-8", "replace"),
+        "stderr": b"".join(err).decode("utf-8", "replace"),
+        "exit_code": code if code is not None and code >= 0 else None,
+        "truncated": budget[0] < 0,
+        "timed_out": timed_out,
+    }
+
+
+def entry(path, name):
+    st = os.lstat(path)
+    if os.path.islink(path):
+        kind = "symlink"
+    elif os.path.isdir(path):
+        kind = "directory"
+    elif os.path.isfile(path):
+        kind = "file"
+    else:
+        kind = "other"
+    return {"name": name, "kind": kind, "size": st.st_size}
+
+
+def read(req):
+    real = allowed(req.get("path"))
+    if os.path.isdir(real):
+        raise Refused(f"{req['path']} is a directory")
+    size = os.path.getsize(real)
+    if size > MAX_FILE:
+        raise Refused(f"{req['path']} is {size} bytes, over the {MAX_FILE}-byte read limit")
+    with open(real, "rb") as f:
+        return {"content": base64.b64encode(f.read()).decode()}
+
+
+def write(req):
+    path = req.get("path")
+    allowed(os.path.dirname(path) if isinstance(path, str) else path, must_exist=False)
+    real = allowed(path, must_exist=False)
+    data = base64.b64decode(req.get("content") or "")
+    if len(data) > MAX_FILE:
+        raise Refused(f"{len(data)} bytes is over the {MAX_FILE}-byte write limit")
+    os.makedirs(os.path.dirname(real), exist_ok=True)
+    tmp = f"{real}.agenthost-tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, real)
+    return {}
+
+
+def list_dir(req):
+    real = allowed(req.get("path"))
+    if not os.path.isdir(real):
+        raise Refused(f"{req['path']} is not a directory")
+    return {"entries": [entry(os.path.join(real, n), n) for n in sorted(os.listdir(real))]}
+
+
+def stat(req):
+    path = req.get("path")
+    real = allowed(path, must_exist=False)
+    if not os.path.lexists(real):
+        return {"entry": None}
+    return {"entry": entry(real, os.path.basename(real.rstrip("/")) or "/")}
+
+
+OPS = {"ping": lambda req: {"pong": time.time()}, "run": run, "read": read, "write": write,
+       "list": list_dir, "stat": stat}
+
+
+class Handler(socketserver.StreamRequestHandler):
+    def handle(self):
+        line = self.rfile.readline(96 << 20)
+        try:
+            req = json.loads(line)
+            if not SECRET or not hmac.compare_digest(str(req.get("secret", "")).encode(), SECRET):
+                resp = {"error": {"kind": "unauthorized", "message": "wrong exec secret"}}
+            else:
+                op = OPS.get(req.get("op"))
+                if op is None:
+                    raise Refused(f"unknown op {req.get('op')!r}")
+                resp = {"ok": op(req)}
+        except Refused as e:
+            resp = {"error": {"kind": "invalid", "message": str(e)}}
+        except FileNotFoundError as e:
+            resp = {"error": {"kind": "failed", "message": str(e)}}
+        except Exception as e:  # reported to the caller; the service stays up
+            resp = {"error": {"kind": "failed", "message": f"{type(e).__name__}: {e}"}}
+        self.wfile.write(json.dumps(resp).encode() + b"\n")
+
+
+class Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+if __name__ == "__main__":
+    with Server(("0.0.0.0", 7000), Handler) as server:
+        server.serve_forever()
