@@ -1,8 +1,9 @@
 //! Sandboxes booted and connected ahead of time, so a session claims one
 //! instantly. A background task keeps `warm` sandboxes ready, never running
-//! more than `max_running` in all; warm sandboxes unclaimed for
-//! `idle_timeout` beyond the target are stopped. A claimed sandbox belongs
-//! to its claimer, who destroys it when done; sandboxes are never reused.
+//! more than `max_running` in all. A claimed sandbox belongs to its claimer,
+//! who releases it when done (sandboxes are never reused); stopping a
+//! claimed sandbox that sits idle is the session's decision, since only the
+//! session knows whether it is idle.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
