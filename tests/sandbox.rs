@@ -419,6 +419,7 @@ async fn a_killed_sandbox_is_a_clear_error_and_the_pool_replaces_it() {
         PoolConfig {
             warm: 1,
             max_running: 3,
+            idle_timeout: None,
         },
     )
     .await
@@ -557,4 +558,48 @@ async fn first_party_components_work_on_a_real_sandbox() {
     });
     assert_eq!((decoded.0, decoded.1), (1280, 800));
     sb.destroy().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_claimed_sandboxes_are_stopped() {
+    let d = docker("idle").await;
+    let config = PoolConfig {
+        warm: 0,
+        max_running: 2,
+        idle_timeout: Some(Duration::from_millis(1500)),
+    };
+    let pool = WarmPool::start(d.clone(), config).await.unwrap();
+    let sb = pool.claim().await.unwrap();
+    // Used, so not idle yet.
+    sh(&sb, "true").await;
+    assert!(d.is_running(&sb.id).await.unwrap());
+    eventually("the idle sandbox to be stopped", async || {
+        !d.is_running(&sb.id).await.unwrap()
+    })
+    .await;
+    let err = sb
+        .exec
+        .run(Command {
+            command: "true".into(),
+            cwd: None,
+            env: vec![],
+            timeout_ms: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, HostError::Failed(m) if m.contains("stopped after being idle")),
+        "{err:?}"
+    );
+    let err = sb.computer.screenshot(None).await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::Failed(m) if m.contains("stopped after being idle")),
+        "{err:?}"
+    );
+    eventually("the pool to count it gone", async || {
+        pool.stats().running == 0
+    })
+    .await;
+    pool.release(sb).await; // already reaped: counted once
+    assert_eq!(pool.stats().running, 0);
 }

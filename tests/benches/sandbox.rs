@@ -127,6 +127,7 @@ async fn main() {
         PoolConfig {
             warm: 1,
             max_running: 4,
+            idle_timeout: None,
         },
     )
     .await

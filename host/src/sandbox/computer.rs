@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::Activity;
 use crate::capabilities::{ComputerBackend, EncodedImage, Region};
 use crate::plugins::bindings::current::computer::{MouseButton, Point, ScrollDirection};
 use crate::plugins::bindings::current::types::HostError;
@@ -24,6 +25,7 @@ pub struct RfbComputer {
     password: String,
     /// Pointer position and pressed buttons, as we last set them.
     pointer: Mutex<(Point, u8)>,
+    activity: Arc<Activity>,
 }
 
 fn rfb_error(e: RfbError) -> HostError {
@@ -39,8 +41,14 @@ fn mask(button: MouseButton) -> u8 {
 }
 
 impl RfbComputer {
-    pub fn new(client: RfbClient, addr: SocketAddr, password: String) -> Self {
+    pub fn new(
+        client: RfbClient,
+        addr: SocketAddr,
+        password: String,
+        activity: Arc<Activity>,
+    ) -> Self {
         Self {
+            activity,
             client: tokio::sync::RwLock::new(Arc::new(client)),
             addr,
             password,
@@ -54,6 +62,10 @@ impl RfbComputer {
 
     /// The live connection, reconnecting once if it dropped.
     pub async fn client(&self) -> Result<Arc<RfbClient>, HostError> {
+        if let Some(stopped) = self.activity.stopped_error() {
+            return Err(HostError::Failed(stopped));
+        }
+        self.activity.touch();
         let current = self.client.read().await.clone();
         if current.is_alive() {
             return Ok(current);

@@ -20,7 +20,7 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use super::computer::RfbComputer;
 use super::exec::ExecClient;
-use super::{Sandbox, SandboxError};
+use super::{Activity, Sandbox, SandboxError};
 use crate::rfb::RfbClient;
 
 const VNC_PORT: &str = "5900/tcp";
@@ -240,16 +240,23 @@ impl Docker {
                 timeout: self.config.start_timeout,
                 detail: e.to_string(),
             })?;
-        let exec = ExecClient::new(exec_addr, exec_secret);
+        let activity = Arc::new(Activity::default());
+        let exec = ExecClient::new(exec_addr, exec_secret, activity.clone());
         self.until_ready(id, deadline, || exec.ping()).await?;
         Ok(Sandbox {
             id: id.to_string(),
             name: name.to_string(),
             vnc_addr,
             exec_addr,
-            computer: Arc::new(RfbComputer::new(client, vnc_addr, vnc_password.to_string())),
+            computer: Arc::new(RfbComputer::new(
+                client,
+                vnc_addr,
+                vnc_password.to_string(),
+                activity.clone(),
+            )),
             exec: Arc::new(exec),
             docker: self.clone(),
+            activity,
             boot_time: started.elapsed(),
         })
     }

@@ -3,6 +3,7 @@
 //! sandbox's secret. Serves the `shell` and `files` interfaces.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use super::Activity;
 use crate::capabilities::{FilesBackend, ShellBackend};
 use crate::plugins::bindings::current::files::{Entry, EntryKind};
 use crate::plugins::bindings::current::shell::{Command, Output};
@@ -26,6 +28,7 @@ const TRANSPORT_SLACK: Duration = Duration::from_secs(10);
 pub struct ExecClient {
     addr: SocketAddr,
     secret: String,
+    activity: Arc<Activity>,
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -33,11 +36,19 @@ fn b64() -> base64::engine::GeneralPurpose {
 }
 
 impl ExecClient {
-    pub fn new(addr: SocketAddr, secret: String) -> Self {
-        Self { addr, secret }
+    pub fn new(addr: SocketAddr, secret: String, activity: Arc<Activity>) -> Self {
+        Self {
+            addr,
+            secret,
+            activity,
+        }
     }
 
     async fn request(&self, mut body: Value, timeout: Duration) -> Result<Value, HostError> {
+        if let Some(stopped) = self.activity.stopped_error() {
+            return Err(HostError::Failed(stopped));
+        }
+        self.activity.touch();
         body["secret"] = json!(self.secret);
         let exchange = async {
             let stream = TcpStream::connect(self.addr).await?;

@@ -6,6 +6,7 @@
 //! * [`computer`]: the `computer` interface over our RFB client.
 //! * [`pool`]: sandboxes booted and connected ahead of time.
 
+mod activity;
 mod computer;
 mod docker;
 mod error;
@@ -16,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use activity::Activity;
 pub use computer::RfbComputer;
 pub use docker::{Docker, SandboxConfig};
 pub use error::SandboxError;
@@ -33,6 +35,8 @@ pub struct Sandbox {
     pub computer: Arc<RfbComputer>,
     pub exec: Arc<ExecClient>,
     pub(crate) docker: Docker,
+    /// Last use, shared with the backends and the pool's idle reaper.
+    pub activity: Arc<Activity>,
     /// How long boot to ready took.
     pub boot_time: Duration,
 }

@@ -5,7 +5,7 @@
 //! claimed sandbox that sits idle is the session's decision, since only the
 //! session knows whether it is idle.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::{Docker, Sandbox, SandboxError};
+use super::{Activity, Docker, Sandbox, SandboxError};
 
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -21,6 +21,9 @@ pub struct PoolConfig {
     pub warm: usize,
     /// Cap on sandboxes alive at once, claimed or warm.
     pub max_running: usize,
+    /// A claimed sandbox unused for this long is stopped; later calls on it
+    /// fail saying so. `None` never stops one.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for PoolConfig {
@@ -28,6 +31,7 @@ impl Default for PoolConfig {
         Self {
             warm: 1,
             max_running: 8,
+            idle_timeout: Some(Duration::from_secs(30 * 60)),
         }
     }
 }
@@ -45,6 +49,8 @@ struct Shared {
     ready: Mutex<VecDeque<Sandbox>>,
     /// Every sandbox alive that the pool started, claimed ones included.
     running: AtomicUsize,
+    /// Claimed sandboxes by container id, for the idle reaper.
+    claimed: Mutex<HashMap<String, Arc<Activity>>>,
     booting: AtomicUsize,
     /// Wakes the refill task (a claim, a release, a failure).
     wake: Notify,
@@ -55,11 +61,15 @@ struct Shared {
 pub struct WarmPool {
     shared: Arc<Shared>,
     refill: JoinHandle<()>,
+    reaper: Option<JoinHandle<()>>,
 }
 
 impl Drop for WarmPool {
     fn drop(&mut self) {
         self.refill.abort();
+        if let Some(r) = &self.reaper {
+            r.abort();
+        }
     }
 }
 
@@ -72,12 +82,21 @@ impl WarmPool {
             config,
             ready: Mutex::default(),
             running: AtomicUsize::new(0),
+            claimed: Mutex::default(),
             booting: AtomicUsize::new(0),
             wake: Notify::new(),
             filled: Notify::new(),
         });
         let refill = tokio::spawn(refill_loop(shared.clone()));
-        Ok(Self { shared, refill })
+        let reaper = shared
+            .config
+            .idle_timeout
+            .map(|timeout| tokio::spawn(reap_idle(shared.clone(), timeout)));
+        Ok(Self {
+            shared,
+            refill,
+            reaper,
+        })
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -115,6 +134,15 @@ impl WarmPool {
     /// A ready sandbox: a warm one at once if there is one, else one booted
     /// now (within the cap). Dead warm sandboxes are discarded on the way.
     pub async fn claim(&self) -> Result<Sandbox, SandboxError> {
+        let sandbox = self.take_or_boot().await?;
+        sandbox.activity.touch();
+        self.shared
+            .lock_claimed()
+            .insert(sandbox.id.clone(), sandbox.activity.clone());
+        Ok(sandbox)
+    }
+
+    async fn take_or_boot(&self) -> Result<Sandbox, SandboxError> {
         loop {
             let next = self
                 .shared
@@ -128,7 +156,7 @@ impl WarmPool {
                 return Ok(sandbox);
             }
             tracing::warn!(sandbox = %sandbox.name, "warm sandbox died; replacing it");
-            self.release(sandbox).await;
+            self.shared.discard(&sandbox.id).await;
         }
         let shared = &self.shared;
         if shared.running.fetch_add(1, Ordering::SeqCst) >= shared.config.max_running {
@@ -143,13 +171,12 @@ impl WarmPool {
         started
     }
 
-    /// Destroys a claimed sandbox and frees its place under the cap.
+    /// Destroys a claimed sandbox and frees its place under the cap (unless
+    /// the idle reaper already did).
     pub async fn release(&self, sandbox: Sandbox) {
-        if let Err(e) = sandbox.destroy().await {
-            tracing::warn!(error = %e, "could not remove a sandbox");
+        if self.shared.lock_claimed().remove(&sandbox.id).is_some() {
+            self.shared.discard(&sandbox.id).await;
         }
-        self.shared.running.fetch_sub(1, Ordering::SeqCst);
-        self.shared.wake.notify_one();
     }
 
     /// Destroys the warm sandboxes (shutdown).
@@ -162,7 +189,46 @@ impl WarmPool {
             .drain(..)
             .collect();
         for sandbox in warm {
-            self.release(sandbox).await;
+            self.shared.discard(&sandbox.id).await;
+        }
+    }
+}
+
+impl Shared {
+    fn lock_claimed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Activity>>> {
+        self.claimed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Removes a container the pool counted and frees its place.
+    async fn discard(&self, id: &str) {
+        if let Err(e) = self.docker.remove(id).await {
+            tracing::warn!(error = %e, "could not remove a sandbox");
+        }
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
+/// Stops claimed sandboxes nobody has used for `timeout`.
+async fn reap_idle(shared: Arc<Shared>, timeout: Duration) {
+    let mut tick = tokio::time::interval(
+        (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(60)),
+    );
+    loop {
+        tick.tick().await;
+        let idle: Vec<(String, Arc<Activity>)> = shared
+            .lock_claimed()
+            .iter()
+            .filter(|(_, a)| a.idle_for() >= timeout)
+            .map(|(id, a)| (id.clone(), a.clone()))
+            .collect();
+        for (id, activity) in idle {
+            if shared.lock_claimed().remove(&id).is_none() {
+                continue; // released meanwhile
+            }
+            activity.mark_stopped_idle();
+            tracing::info!(sandbox = %id, ?timeout, "stopping an idle sandbox");
+            shared.discard(&id).await;
         }
     }
 }
