@@ -59,4 +59,28 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 sandbox-image/build.sh
+
+# PostgreSQL for the store's tests (SQLite is embedded and needs nothing).
+apt_install postgresql
+if ! pg_lsclusters -h 2>/dev/null | grep -q online; then
+  [ "$(id -u)" -eq 0 ] || die "PostgreSQL is not running and starting it needs root"
+  step "starting PostgreSQL"
+  cluster=$(pg_lsclusters -h | awk 'NR==1 {print $1" "$2}')
+  [ -n "$cluster" ] || die "no PostgreSQL cluster found (pg_lsclusters)"
+  pg_ctlcluster $cluster start
+fi
+# The test role's password only guards a loopback test database.
+pg_test() { PGPASSWORD=agenthost psql -h 127.0.0.1 -U agenthost -d agenthost_test -c 'select 1' >/dev/null 2>&1; }
+if ! pg_test; then
+  step "creating the PostgreSQL test role and database"
+  su postgres -c "psql -q -v ON_ERROR_STOP=1" <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'agenthost') THEN
+    CREATE ROLE agenthost LOGIN PASSWORD 'agenthost';
+  END IF;
+END $$;
+SQL
+  su postgres -c "createdb -O agenthost agenthost_test" 2>/dev/null || true
+  pg_test || die "cannot connect to the PostgreSQL test database"
+fi
 echo "setup: ok"

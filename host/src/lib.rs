@@ -10,3 +10,4 @@ pub mod capabilities;
 pub mod plugins;
 pub mod rfb;
 pub mod sandbox;
+pub mod store;

@@ -22,16 +22,15 @@ pub fn vnc_auth_response(password: &str, challenge: &[u8; 16]) -> [u8; 16] {
 mod tests {
     use super::*;
 
+    /// The real check is the handshake with Xvnc in tests/sandbox.rs; this
+    /// pins the properties the protocol relies on.
     #[test]
-    fn matches_a_known_response() {
-        // Password "password", challenge 0..16: the value TigerVNC's
-        // vncAuthEncryptChallenge produces.
+    fn is_deterministic_and_uses_the_first_eight_bytes() {
         let challenge: [u8; 16] = core::array::from_fn(|i| i as u8);
         let a = vnc_auth_response("password", &challenge);
-        let b = vnc_auth_response("password", &challenge);
-        assert_eq!(a, b);
+        assert_eq!(a, vnc_auth_response("password", &challenge));
         assert_ne!(a, challenge);
-        // Only the first 8 bytes of the password count.
+        assert_ne!(a, vnc_auth_response("passwore", &challenge));
         assert_eq!(vnc_auth_response("password-longer", &challenge), a);
     }
 }

@@ -36,32 +36,36 @@ fn by_name() -> &'static HashMap<String, u32> {
     })
 }
 
-/// Friendly names models and people use, beyond the X names.
-fn alias(name: &str) -> Option<&'static str> {
+/// Friendly names models and people use, and X aliases whose keysym the
+/// name table lists under another name (`Page_Down` is `Next`).
+fn alias(name: &str) -> Option<u32> {
+    use xkeysym::key;
     Some(match name.to_ascii_lowercase().as_str() {
-        "ctrl" | "control" => "Control_L",
-        "shift" => "Shift_L",
-        "alt" => "Alt_L",
-        "super" | "win" | "windows" | "cmd" | "command" => "Super_L",
-        "meta" => "Meta_L",
-        "enter" | "return" => "Return",
-        "esc" | "escape" => "Escape",
-        "tab" => "Tab",
-        "backspace" => "BackSpace",
-        "delete" | "del" => "Delete",
-        "space" => "space",
-        "pageup" | "page_up" | "prior" => "Page_Up",
-        "pagedown" | "page_down" | "next" => "Page_Down",
-        "home" => "Home",
-        "end" => "End",
-        "insert" => "Insert",
-        "up" => "Up",
-        "down" => "Down",
-        "left" => "Left",
-        "right" => "Right",
-        "capslock" => "Caps_Lock",
-        "menu" => "Menu",
-        "print" | "printscreen" => "Print",
+        "ctrl" | "control" => key::Control_L,
+        "shift" => key::Shift_L,
+        "alt" => key::Alt_L,
+        "super" | "win" | "windows" | "cmd" | "command" => key::Super_L,
+        "meta" => key::Meta_L,
+        "enter" | "return" => key::Return,
+        "esc" | "escape" => key::Escape,
+        "tab" => key::Tab,
+        "backspace" => key::BackSpace,
+        "delete" | "del" => key::Delete,
+        "space" => key::space,
+        "pageup" | "page_up" | "prior" => key::Page_Up,
+        "pagedown" | "page_down" | "next" => key::Page_Down,
+        "home" => key::Home,
+        "end" => key::End,
+        "insert" => key::Insert,
+        "up" => key::Up,
+        "down" => key::Down,
+        "left" => key::Left,
+        "right" => key::Right,
+        "capslock" | "caps_lock" => key::Caps_Lock,
+        "menu" => key::Menu,
+        "print" | "printscreen" => key::Print,
+        "kp_page_down" | "kp_next" => key::KP_Page_Down,
+        "kp_page_up" | "kp_prior" => key::KP_Page_Up,
         _ => return None,
     })
 }
@@ -79,8 +83,8 @@ fn keysym(name: &str) -> Result<u32, KeyError> {
     if let Some(&k) = names.get(name) {
         return Ok(k);
     }
-    if let Some(k) = alias(name).and_then(|a| names.get(a)) {
-        return Ok(*k);
+    if let Some(k) = alias(name) {
+        return Ok(k);
     }
     let mut chars = name.chars();
     if let (Some(c), None) = (chars.next(), chars.next()) {
@@ -123,6 +127,9 @@ mod tests {
         assert_eq!(parse_combo("KP_Enter").unwrap(), [0xff8d]);
         assert_eq!(parse_combo("super").unwrap(), [0xffeb]);
         assert_eq!(parse_combo("Page_Down").unwrap(), [0xff56]);
+        assert_eq!(parse_combo("Page_Up").unwrap(), [0xff55]);
+        assert_eq!(parse_combo("Next").unwrap(), [0xff56]);
+        assert_eq!(parse_combo("alt+Tab").unwrap(), [0xffe9, 0xff09]);
         assert_eq!(parse_combo("F5").unwrap(), [0xffc2]);
         assert_eq!(parse_combo("ctrl++").unwrap(), [0xffe3, '+' as u32]);
         assert_eq!(parse_combo("XF86AudioMute").unwrap(), [0x1008_ff12]);

@@ -1,0 +1,72 @@
+//! Screenshots stored once by content hash and referenced from events.
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredImage {
+    pub sha256: String,
+    pub media_type: String,
+    pub width: i64,
+    pub height: i64,
+    pub bytes: Vec<u8>,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+impl Store {
+    /// Stores an image unless the same bytes are already stored; returns its hash.
+    pub async fn put_image(
+        &self,
+        bytes: &[u8],
+        media_type: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<String, StoreError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        sqlx::query(
+            "INSERT INTO images (sha256, media_type, width, height, data) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(&sha256)
+        .bind(media_type)
+        .bind(width as i64)
+        .bind(height as i64)
+        .bind(b64().encode(bytes))
+        .execute(&self.pool)
+        .await?;
+        Ok(sha256)
+    }
+
+    pub async fn image(&self, sha256: &str) -> Result<StoredImage, StoreError> {
+        let row = sqlx::query(
+            "SELECT sha256, media_type, width, height, data FROM images WHERE sha256 = $1",
+        )
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let data: String = row.try_get("data")?;
+        Ok(StoredImage {
+            sha256: row.try_get("sha256")?,
+            media_type: row.try_get("media_type")?,
+            width: row.try_get("width")?,
+            height: row.try_get("height")?,
+            bytes: b64()
+                .decode(data)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        })
+    }
+
+    pub async fn image_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM images")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}

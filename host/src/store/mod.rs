@@ -1,0 +1,97 @@
+//! Durable state: sessions, their event logs, content-addressed images and
+//! API tokens, on SQLite (the embedded default) or PostgreSQL (by URL).
+//!
+//! One schema and one set of queries serve both through sqlx's `Any`
+//! driver; the SQL sticks to what both accept. Each session's events have a
+//! gapless sequence number, the resume cursor: appending bumps
+//! `sessions.last_seq` and inserts the event in one transaction, which
+//! serializes appends per session on both databases.
+
+mod error;
+mod events;
+mod images;
+mod sessions;
+mod tokens;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
+use sqlx::AnyPool;
+
+pub use error::StoreError;
+pub use events::Event;
+pub use images::StoredImage;
+pub use sessions::{Session, SessionStatus};
+pub use tokens::TokenUser;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens `url` (`sqlite:path`, `postgres://...`) and applies migrations.
+    /// A SQLite file is created if missing.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::BadUrl(url.to_string()));
+        };
+        // SQLite allows one writer; a single connection avoids busy errors
+        // and is plenty for an embedded store.
+        let max = if backend == Backend::Sqlite { 1 } else { 16 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .connect(&url)
+            .await
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        if backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&pool)
+                .await?;
+        }
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,215 @@
+//! Sessions: every session belongs to one user; another user's session is
+//! reported as not found, never as forbidden.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{now_ms, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    Idle,
+    Running,
+    Paused,
+    Finished,
+    Error,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Finished => "finished",
+            Self::Error => "error",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "idle" => Self::Idle,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "finished" => Self::Finished,
+            "error" => Self::Error,
+            other => return Err(StoreError::Corrupt(format!("session status `{other}`"))),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub title: String,
+    pub status: SessionStatus,
+    pub policy: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_seq: i64,
+}
+
+const COLUMNS: &str = "id, user_id, title, status, policy, created_at, updated_at, last_seq";
+
+fn session(row: &sqlx::any::AnyRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        title: row.try_get("title")?,
+        status: SessionStatus::parse(&row.try_get::<String, _>("status")?)?,
+        policy: row.try_get("policy")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        last_seq: row.try_get("last_seq")?,
+    })
+}
+
+pub(crate) fn new_id(prefix: &str) -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    format!(
+        "{prefix}_{}",
+        Alphanumeric.sample_string(&mut rand::rng(), 20)
+    )
+}
+
+impl Store {
+    pub async fn create_session(
+        &self,
+        user_id: &str,
+        title: &str,
+        policy: &str,
+    ) -> Result<Session, StoreError> {
+        let now = now_ms();
+        let s = Session {
+            id: new_id("ses"),
+            user_id: user_id.into(),
+            title: title.into(),
+            status: SessionStatus::Idle,
+            policy: policy.into(),
+            created_at: now,
+            updated_at: now,
+            last_seq: 0,
+        };
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(&s.id)
+        .bind(&s.user_id)
+        .bind(&s.title)
+        .bind(s.status.as_str())
+        .bind(&s.policy)
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .bind(s.last_seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(s)
+    }
+
+    /// The user's session, or `NotFound` (also for another user's session).
+    pub async fn session(&self, user_id: &str, id: &str) -> Result<Session, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE id = $1 AND user_id = $2"
+        ))
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        session(&row)
+    }
+
+    /// The user's sessions, newest first, `limit` after skipping `offset`.
+    pub async fn sessions(
+        &self,
+        user_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(user_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session).collect()
+    }
+
+    /// Sessions of every user in a status (restart recovery).
+    pub async fn sessions_in_status(
+        &self,
+        status: SessionStatus,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE status = $1"))
+            .bind(status.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(session).collect()
+    }
+
+    pub async fn set_status(
+        &self,
+        user_id: &str,
+        id: &str,
+        status: SessionStatus,
+    ) -> Result<(), StoreError> {
+        self.update(user_id, id, "status", status.as_str()).await
+    }
+
+    pub async fn set_policy(
+        &self,
+        user_id: &str,
+        id: &str,
+        policy: &str,
+    ) -> Result<(), StoreError> {
+        self.update(user_id, id, "policy", policy).await
+    }
+
+    pub async fn rename(&self, user_id: &str, id: &str, title: &str) -> Result<(), StoreError> {
+        self.update(user_id, id, "title", title).await
+    }
+
+    async fn update(
+        &self,
+        user_id: &str,
+        id: &str,
+        column: &'static str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(&format!(
+            "UPDATE sessions SET {column} = $1, updated_at = $2 WHERE id = $3 AND user_id = $4"
+        ))
+        .bind(value)
+        .bind(now_ms())
+        .bind(id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, user_id: &str, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM events WHERE session_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! Event store benchmark: `cargo bench -p agenthost-tests --bench store`.
+//!
+//! Appends 1,000 events to one session and replays them, on SQLite and on
+//! PostgreSQL, against a file per event (how OpenHands stores a session's
+//! events: one JSON file each, replayed by listing and reading them), all in
+//! one run. Writes `bench-results/store.json`.
+
+use std::time::{Duration, Instant};
+
+use agenthost::store::Store;
+use serde_json::json;
+
+const EVENTS: usize = 1000;
+
+fn payload(i: usize) -> serde_json::Value {
+    json!({"tool": "computer", "input": {"action": "left_click", "coordinate": [i % 1280, i % 800]}, "text": "clicked the button"})
+}
+
+async fn store_run(store: &Store) -> (Duration, Duration) {
+    let s = store
+        .create_session(&format!("bench-{}", std::process::id()), "bench", "p")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for i in 0..EVENTS {
+        store
+            .append_event(&s.id, "tool_call", "agent", &payload(i))
+            .await
+            .unwrap();
+    }
+    let append = started.elapsed();
+    let started = Instant::now();
+    let events = store.events_after(&s.id, 0, EVENTS as i64).await.unwrap();
+    let replay = started.elapsed();
+    assert_eq!(events.len(), EVENTS);
+    (append, replay)
+}
+
+fn files_run(dir: &std::path::Path) -> (Duration, Duration) {
+    let started = Instant::now();
+    for i in 0..EVENTS {
+        let event = json!({"id": i, "kind": "tool_call", "source": "agent", "payload": payload(i)});
+        std::fs::write(
+            dir.join(format!("{i}.json")),
+            serde_json::to_vec(&event).unwrap(),
+        )
+        .unwrap();
+    }
+    let append = started.elapsed();
+    let started = Instant::now();
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let events: Vec<serde_json::Value> = names
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    let replay = started.elapsed();
+    assert_eq!(events.len(), EVENTS);
+    (append, replay)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(&format!("sqlite:{}", dir.path().join("bench.db").display()))
+        .await
+        .unwrap();
+    let pg_url = std::env::var("AGENTHOST_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://agenthost:agenthost@127.0.0.1:5432/agenthost_test".into());
+    let pg = Store::open(&pg_url)
+        .await
+        .expect("PostgreSQL (scripts/setup.sh starts it)");
+    let files_dir = dir.path().join("events");
+    std::fs::create_dir_all(&files_dir).unwrap();
+
+    let rows = [
+        ("SQLite (WAL)", store_run(&sqlite).await),
+        ("PostgreSQL", store_run(&pg).await),
+        ("a file per event (baseline)", files_run(&files_dir)),
+    ];
+    println!("| 1,000 events | append total | replay total |");
+    println!("|---|---:|---:|");
+    for (name, (append, replay)) in &rows {
+        println!("| {name} | {:.1} ms | {:.2} ms |", ms(*append), ms(*replay));
+    }
+    let doc = json!({
+        "benchmark": "store", "events": EVENTS,
+        "results": rows.iter().map(|(n, (a, r))| json!({"name": n, "append_ms": ms(*a), "replay_ms": ms(*r)})).collect::<Vec<_>>(),
+    });
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("store.json"),
+        serde_json::to_string_pretty(&doc).unwrap(),
+    )
+    .unwrap();
+    println!("\nwritten to bench-results/store.json");
+}
