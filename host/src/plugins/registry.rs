@@ -16,7 +16,7 @@
 //! finish on it, calls that start after the swap get the new one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -112,10 +112,6 @@ impl Registry {
             }
         }
         Ok(registry)
-    }
-
-    pub fn runtime(&self) -> &Arc<Runtime> {
-        &self.runtime
     }
 
     fn plugin_dir(&self, name: &str) -> PathBuf {
@@ -320,9 +316,5 @@ impl Registry {
         let plugin = self.tool_owner(&call.name)?;
         let grants = self.effective_grants(&plugin);
         self.runtime.invoke_tool(&plugin, grants, ctx, call).await
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 }

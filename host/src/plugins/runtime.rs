@@ -116,11 +116,10 @@ impl Runtime {
     }
 
     fn instantiate_pre(&self, component: &Component, kind: PluginKind) -> Result<Pre, PluginError> {
-        let pre = self.linker.instantiate_pre(component).map_err(|e| {
-            let msg = format!("{e:#}");
-            // wasmtime names the import in its message; keep it whole.
-            PluginError::UnsatisfiedImport(msg)
-        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| PluginError::UnsatisfiedImport(format!("{e:#}")))?;
         let invalid = |e: wasmtime::Error| PluginError::InvalidComponent(format!("{e:#}"));
         Ok(match kind {
             PluginKind::Tool => Pre::Tool(ToolPluginPre::new(pre).map_err(invalid)?),

@@ -52,7 +52,6 @@ pub struct RfbClient {
     framebuffer: Arc<Mutex<Framebuffer>>,
     updates: watch::Receiver<UpdateState>,
     reader: JoinHandle<()>,
-    desktop_name: String,
 }
 
 impl Drop for RfbClient {
@@ -178,12 +177,7 @@ impl RfbClient {
             framebuffer,
             updates,
             reader,
-            desktop_name: String::from_utf8_lossy(&name).into_owned(),
         })
-    }
-
-    pub fn desktop_name(&self) -> &str {
-        &self.desktop_name
     }
 
     pub fn is_alive(&self) -> bool {
@@ -198,10 +192,6 @@ impl RfbClient {
     /// Runs `f` on the mirrored framebuffer (briefly: updates wait for it).
     pub fn with_framebuffer<T>(&self, f: impl FnOnce(&Framebuffer) -> T) -> T {
         f(&self.framebuffer.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    pub fn update_state(&self) -> UpdateState {
-        *self.updates.borrow()
     }
 
     /// Waits for the first update after connecting (the full screen).
@@ -238,12 +228,6 @@ impl RfbClient {
         let [xh, xl] = x.to_be_bytes();
         let [yh, yl] = y.to_be_bytes();
         self.send(&[5, mask, xh, xl, yh, yl]).await
-    }
-
-    pub async fn key(&self, keysym: u32, down: bool) -> Result<(), RfbError> {
-        let k = keysym.to_be_bytes();
-        self.send(&[4, down as u8, 0, 0, k[0], k[1], k[2], k[3]])
-            .await
     }
 
     /// Several events in one write (a click, a typed string).

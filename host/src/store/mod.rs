@@ -85,12 +85,6 @@ impl Store {
         self.backend
     }
 
-    /// Whether the database answers (for `/readyz`).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }
