@@ -204,7 +204,7 @@ async fn images_are_stored_once_by_content() {
 async fn tokens_verify_and_expire() {
     for (store, _dir) in stores().await {
         let u = user("tok");
-        let token = store.create_token(&u, "laptop", None).await.unwrap();
+        let token = store.create_token(&u, "laptop", None, false).await.unwrap();
         assert_eq!(store.verify_token(&token).await.unwrap().user_id, u);
         assert!(matches!(
             store.verify_token("aht_wrong").await,
@@ -214,7 +214,7 @@ async fn tokens_verify_and_expire() {
             store.verify_token("").await,
             Err(StoreError::NotFound)
         ));
-        let expired = store.create_token(&u, "old", Some(1)).await.unwrap();
+        let expired = store.create_token(&u, "old", Some(1), false).await.unwrap();
         assert!(matches!(
             store.verify_token(&expired).await,
             Err(StoreError::NotFound)

@@ -7,7 +7,10 @@
 //!   import (computer, shell, files, llm, log), each behind one `authorize`.
 
 pub mod capabilities;
+pub mod config;
+pub mod llm;
 pub mod plugins;
 pub mod rfb;
 pub mod sandbox;
+pub mod session;
 pub mod store;

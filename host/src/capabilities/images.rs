@@ -46,7 +46,9 @@ impl ImageStore {
 
     /// Stores the image and returns its handle.
     pub fn put(&self, image: EncodedImage) -> String {
-        let handle = format!("img-{}", &hex::encode(Sha256::digest(&image.bytes))[..32]);
+        // The handle carries the full SHA-256 so the session store, which keys
+        // images by it, can resolve handles after the in-memory copy is gone.
+        let handle = format!("img-{}", hex::encode(Sha256::digest(&image.bytes)));
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if inner.by_handle.contains_key(&handle) {
             return handle;

@@ -22,6 +22,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::bindings::current::tool::ToolCall;
+use super::bindings::current::types::ToolSpec;
 use super::loaded::PluginSummary;
 use super::manifest::validate_name;
 use super::{
@@ -283,6 +284,18 @@ impl Registry {
 
     pub fn effective_grants(&self, plugin: &LoadedPlugin) -> EffectiveGrants {
         read(&self.grants).effective(&plugin.manifest)
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Every tool the installed tool plugins offer (what a policy may call).
+    pub fn tool_specs(&self) -> Vec<ToolSpec> {
+        read(&self.slots)
+            .values()
+            .flat_map(|s| s.active.tools().iter().cloned())
+            .collect()
     }
 
     /// The active plugin offering `tool`.

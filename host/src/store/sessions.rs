@@ -49,9 +49,12 @@ pub struct Session {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_seq: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
 }
 
-const COLUMNS: &str = "id, user_id, title, status, policy, created_at, updated_at, last_seq";
+const COLUMNS: &str =
+    "id, user_id, title, status, policy, created_at, updated_at, last_seq, input_tokens, output_tokens";
 
 fn session(row: &sqlx::any::AnyRow) -> Result<Session, StoreError> {
     Ok(Session {
@@ -63,6 +66,8 @@ fn session(row: &sqlx::any::AnyRow) -> Result<Session, StoreError> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         last_seq: row.try_get("last_seq")?,
+        input_tokens: row.try_get("input_tokens")?,
+        output_tokens: row.try_get("output_tokens")?,
     })
 }
 
@@ -91,9 +96,11 @@ impl Store {
             created_at: now,
             updated_at: now,
             last_seq: 0,
+            input_tokens: 0,
+            output_tokens: 0,
         };
         sqlx::query(&format!(
-            "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(&s.id)
         .bind(&s.user_id)
@@ -103,6 +110,8 @@ impl Store {
         .bind(s.created_at)
         .bind(s.updated_at)
         .bind(s.last_seq)
+        .bind(s.input_tokens)
+        .bind(s.output_tokens)
         .execute(&self.pool)
         .await?;
         Ok(s)
@@ -192,6 +201,54 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        Ok(())
+    }
+
+    /// Adds one LLM call's tokens to the session's totals; returns the totals.
+    pub async fn add_usage(
+        &self,
+        id: &str,
+        input_tokens: i64,
+        output_tokens: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "UPDATE sessions SET input_tokens = input_tokens + $1, output_tokens = output_tokens + $2 \
+             WHERE id = $3 RETURNING input_tokens, output_tokens",
+        )
+        .bind(input_tokens)
+        .bind(output_tokens)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok((row.try_get("input_tokens")?, row.try_get("output_tokens")?))
+    }
+
+    /// The policy's opaque state blob, kept between steps and across restarts.
+    pub async fn policy_state(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        use base64::Engine as _;
+        let row = sqlx::query("SELECT policy_state FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let Some(text) = row.try_get::<Option<String>, _>("policy_state")? else {
+            return Ok(None);
+        };
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("policy state: {e}")))
+    }
+
+    pub async fn set_policy_state(&self, id: &str, state: Option<&[u8]>) -> Result<(), StoreError> {
+        use base64::Engine as _;
+        let text = state.map(|b| base64::engine::general_purpose::STANDARD.encode(b));
+        sqlx::query("UPDATE sessions SET policy_state = $1 WHERE id = $2")
+            .bind(text)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

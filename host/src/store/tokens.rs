@@ -12,6 +12,8 @@ use super::{now_ms, Store, StoreError};
 pub struct TokenUser {
     pub user_id: String,
     pub name: String,
+    /// Operators may install, grant and remove plugins.
+    pub admin: bool,
 }
 
 const PREFIX: &str = "aht_";
@@ -27,6 +29,7 @@ impl Store {
         user_id: &str,
         name: &str,
         expires_at: Option<i64>,
+        admin: bool,
     ) -> Result<String, StoreError> {
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
@@ -34,12 +37,13 @@ impl Store {
             "{PREFIX}{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
         );
-        sqlx::query("INSERT INTO tokens (hash, user_id, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO tokens (hash, user_id, name, created_at, expires_at, admin) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(hash(&token))
             .bind(user_id)
             .bind(name)
             .bind(now_ms())
             .bind(expires_at)
+            .bind(admin as i64)
             .execute(&self.pool)
             .await?;
         Ok(token)
@@ -50,11 +54,12 @@ impl Store {
         if !token.starts_with(PREFIX) {
             return Err(StoreError::NotFound);
         }
-        let row = sqlx::query("SELECT user_id, name, expires_at FROM tokens WHERE hash = $1")
-            .bind(hash(token))
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row =
+            sqlx::query("SELECT user_id, name, expires_at, admin FROM tokens WHERE hash = $1")
+                .bind(hash(token))
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound)?;
         let expires_at: Option<i64> = row.try_get("expires_at")?;
         if expires_at.is_some_and(|t| t <= now_ms()) {
             return Err(StoreError::NotFound);
@@ -62,6 +67,7 @@ impl Store {
         Ok(TokenUser {
             user_id: row.try_get("user_id")?,
             name: row.try_get("name")?,
+            admin: row.try_get::<i64, _>("admin")? != 0,
         })
     }
 }

@@ -1,0 +1,242 @@
+//! Server configuration: a TOML file, overridden by environment variables
+//! and flags (those are parsed by the CLI and applied with
+//! [`ServeConfig::apply_overrides`]).
+//!
+//! Every section has working defaults, so `agenthost serve` with no file
+//! runs: SQLite under the data directory, a loopback listener, one warm
+//! sandbox, and the scripted policy when no LLM key is configured.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::llm::ProvidersConfig;
+use crate::plugins::Limits;
+use crate::sandbox::{PoolConfig, SandboxConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address to listen on. Loopback by default: put a TLS proxy in front
+    /// to expose the host.
+    pub listen: SocketAddr,
+    /// `sqlite:PATH` or `postgres://...`; default: SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// Policy for new sessions; default: the first installed of
+    /// anthropic-policy (with an Anthropic key), openai-policy (with an
+    /// OpenAI-compatible endpoint), scripted-policy.
+    pub default_policy: Option<String>,
+    /// Largest request body (plugin uploads included), in bytes.
+    pub max_body_bytes: usize,
+    pub sandbox: SandboxSection,
+    pub agent: AgentConfig,
+    pub limits: Limits,
+    pub llm: ProvidersConfig,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            default_policy: None,
+            max_body_bytes: 64 << 20,
+            sandbox: SandboxSection::default(),
+            agent: AgentConfig::default(),
+            limits: Limits::default(),
+            llm: ProvidersConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxSection {
+    pub image: String,
+    pub screen_width: u32,
+    pub screen_height: u32,
+    pub memory_mb: i64,
+    pub cpus: f64,
+    /// Sandboxes kept booted for new sessions.
+    pub warm: usize,
+    pub max_running: usize,
+    /// Seconds a session's sandbox may sit unused before it is stopped;
+    /// 0 never stops it.
+    pub idle_timeout_secs: u64,
+    /// Label value marking this host's containers. Two hosts on one Docker
+    /// engine need different owners.
+    pub owner: String,
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        let s = SandboxConfig::default();
+        let p = PoolConfig::default();
+        Self {
+            image: s.image,
+            screen_width: s.screen.0,
+            screen_height: s.screen.1,
+            memory_mb: s.memory_bytes >> 20,
+            cpus: s.nano_cpus as f64 / 1e9,
+            warm: p.warm,
+            max_running: p.max_running,
+            idle_timeout_secs: p.idle_timeout.map_or(0, |d| d.as_secs()),
+            owner: s.owner,
+        }
+    }
+}
+
+impl SandboxSection {
+    pub fn sandbox_config(&self) -> SandboxConfig {
+        SandboxConfig {
+            image: self.image.clone(),
+            screen: (self.screen_width, self.screen_height),
+            memory_bytes: self.memory_mb << 20,
+            nano_cpus: (self.cpus * 1e9) as i64,
+            owner: self.owner.clone(),
+            ..SandboxConfig::default()
+        }
+    }
+
+    pub fn pool_config(&self) -> PoolConfig {
+        PoolConfig {
+            warm: self.warm,
+            max_running: self.max_running,
+            idle_timeout: (self.idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(self.idle_timeout_secs)),
+        }
+    }
+}
+
+/// Bounds on one session's agent loop.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Policy steps per user message before the session pauses.
+    pub max_steps: u32,
+    /// Input plus output tokens a session may spend in total.
+    pub token_budget: u64,
+    /// Largest user message, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            max_steps: 50,
+            token_budget: 5_000_000,
+            max_message_bytes: 64 << 10,
+        }
+    }
+}
+
+/// Values given as flags or environment variables, which win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub default_policy: Option<String>,
+    pub sandbox_image: Option<String>,
+    pub warm: Option<usize>,
+    pub sandbox_owner: Option<String>,
+    pub anthropic_api_key: Option<String>,
+    pub anthropic_base_url: Option<String>,
+    pub openai_api_key: Option<String>,
+    pub openai_base_url: Option<String>,
+}
+
+impl ServeConfig {
+    /// Reads `path`; a missing file at the default location means defaults.
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default())
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.into(),
+                    source,
+                })
+            }
+        };
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn apply_overrides(&mut self, o: Overrides) -> Result<(), ConfigError> {
+        if let Some(v) = o.listen {
+            self.listen = v;
+        }
+        if let Some(v) = o.database_url {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = o.default_policy {
+            self.default_policy = Some(v);
+        }
+        if let Some(v) = o.sandbox_image {
+            self.sandbox.image = v;
+        }
+        if let Some(v) = o.warm {
+            self.sandbox.warm = v;
+        }
+        if let Some(v) = o.sandbox_owner {
+            self.sandbox.owner = v;
+        }
+        let anthropic = &mut self.llm.anthropic;
+        if let Some(v) = o.anthropic_api_key.filter(|v| !v.is_empty()) {
+            anthropic.api_key = Some(v.into());
+        }
+        if let Some(v) = o.anthropic_base_url {
+            anthropic.base_url = v;
+        }
+        let openai = &mut self.llm.openai;
+        if let Some(v) = o.openai_api_key.filter(|v| !v.is_empty()) {
+            openai.api_key = Some(v.into());
+        }
+        if let Some(v) = o.openai_base_url {
+            openai.base_url = Some(v);
+        }
+        self.validate()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.sandbox.max_running == 0 {
+            return Err(ConfigError::Invalid(
+                "sandbox.max_running must be > 0".into(),
+            ));
+        }
+        if self.sandbox.warm > self.sandbox.max_running {
+            return Err(ConfigError::Invalid(
+                "sandbox.warm cannot exceed sandbox.max_running".into(),
+            ));
+        }
+        if self.agent.max_steps == 0 {
+            return Err(ConfigError::Invalid("agent.max_steps must be > 0".into()));
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self, data_dir: &Path) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", data_dir.join("agenthost.db").display()))
+    }
+}

@@ -1,0 +1,490 @@
+//! The session actor: the one place a session's state changes. It takes
+//! commands in order, starts and stops the agent loop ([`super::run`]),
+//! owns the sandbox and the policy instance, and records every state change
+//! as an event.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::event::{self, source};
+use super::history;
+use super::hub::Hub;
+use super::llm::SessionLlm;
+use super::log::EventLog;
+use super::run::{self, RunControl, RunEnd, Runner};
+use super::{Command, LiveState, SessionError, SessionHandle, Shared};
+use crate::capabilities::{CallContext, LlmBackend};
+use crate::plugins::PolicyInstance;
+use crate::sandbox::Sandbox;
+use crate::store::{Session, SessionStatus};
+
+/// Title given from the first message, in characters.
+const TITLE_CHARS: usize = 60;
+
+type RunTask = JoinHandle<(Option<PolicyInstance>, RunEnd)>;
+
+struct Actor {
+    shared: Arc<Shared>,
+    session: Session,
+    log: EventLog,
+    state: watch::Sender<LiveState>,
+    sandbox: Option<Sandbox>,
+    /// The policy instance between runs (a run owns it while it lasts).
+    /// In a mutex only to make the actor `Sync`; never contended.
+    policy: std::sync::Mutex<Option<PolicyInstance>>,
+    control: Arc<RunControl>,
+    llm: Arc<dyn LlmBackend>,
+    spent: Arc<AtomicU64>,
+}
+
+pub(super) fn spawn(shared: Arc<Shared>, session: Session, claim_sandbox: bool) -> SessionHandle {
+    let (tx, rx) = mpsc::channel(64);
+    let log = EventLog::new(shared.store.clone(), &session.id, Hub::default());
+    let (state, state_rx) = watch::channel(LiveState {
+        status: session.status,
+        policy: session.policy.clone(),
+        pending_policy: None,
+        sandbox: None,
+    });
+    let spent = Arc::new(AtomicU64::new(
+        (session.input_tokens + session.output_tokens).max(0) as u64,
+    ));
+    let llm: Arc<dyn LlmBackend> = Arc::new(SessionLlm {
+        providers: shared.providers.clone(),
+        log: log.clone(),
+        store: shared.store.clone(),
+        spent: spent.clone(),
+        budget: shared.agent.token_budget,
+    });
+    let actor = Actor {
+        shared,
+        session,
+        log: log.clone(),
+        state,
+        sandbox: None,
+        policy: Default::default(),
+        control: Arc::default(),
+        llm,
+        spent,
+    };
+    tokio::spawn(actor.main(rx, claim_sandbox));
+    SessionHandle {
+        tx,
+        log,
+        state: state_rx,
+    }
+}
+
+impl Actor {
+    async fn main(mut self, mut rx: mpsc::Receiver<Command>, claim_sandbox: bool) {
+        if self.session.status == SessionStatus::Running {
+            self.recover().await;
+        }
+        if claim_sandbox {
+            self.ensure_sandbox().await;
+        }
+        let mut task: Option<RunTask> = None;
+        loop {
+            tokio::select! {
+                command = rx.recv() => {
+                    let Some(command) = command else { break };
+                    if self.command(command, &mut task).await.is_break() {
+                        break;
+                    }
+                }
+                end = async { task.as_mut().expect("guarded").await }, if task.is_some() => {
+                    task = None;
+                    match end {
+                        Ok((policy, end)) => {
+                            self.set_policy(policy);
+                            self.run_ended(end).await;
+                        }
+                        Err(e) => {
+                            self.set_policy(None);
+                            self.fail("internal", &format!("the agent loop stopped unexpectedly: {e}")).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn command(
+        &mut self,
+        command: Command,
+        task: &mut Option<RunTask>,
+    ) -> std::ops::ControlFlow<()> {
+        use std::ops::ControlFlow::{Break, Continue};
+        match command {
+            Command::UserMessage(text, reply) => {
+                let _ = reply.send(self.user_message(text, task).await);
+            }
+            Command::Pause(reply) => {
+                let result = if task.is_some() {
+                    self.control.request_pause();
+                    Ok(())
+                } else {
+                    Err(SessionError::InvalidState(format!(
+                        "the session is {}, not running",
+                        self.session.status.as_str()
+                    )))
+                };
+                let _ = reply.send(result);
+            }
+            Command::Resume(reply) => {
+                let result = match self.session.status {
+                    _ if task.is_some() => Err(SessionError::InvalidState(
+                        "the session is already running".into(),
+                    )),
+                    SessionStatus::Paused | SessionStatus::Error => {
+                        self.start(task).await;
+                        Ok(())
+                    }
+                    SessionStatus::Finished => Err(SessionError::Finished),
+                    s => Err(SessionError::InvalidState(format!(
+                        "the session is {}: send a message to start it",
+                        s.as_str()
+                    ))),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Cancel(reply) => {
+                let result = if let Some(t) = task.take() {
+                    self.cancel(t).await;
+                    Ok(())
+                } else if self.session.status == SessionStatus::Paused {
+                    self.set_status(SessionStatus::Idle, "cancelled").await;
+                    Ok(())
+                } else {
+                    Err(SessionError::InvalidState(format!(
+                        "the session is {}: there is nothing to cancel",
+                        self.session.status.as_str()
+                    )))
+                };
+                let _ = reply.send(result);
+            }
+            Command::SwitchPolicy(name, reply) => {
+                let _ = reply.send(self.switch_policy(name, task.is_some()).await);
+            }
+            Command::Delete(reply) => {
+                if let Some(t) = task.take() {
+                    t.abort();
+                    let _ = t.await;
+                }
+                self.release_sandbox().await;
+                let result = self
+                    .shared
+                    .store
+                    .delete_session(&self.session.user_id, &self.session.id)
+                    .await
+                    .map_err(SessionError::from);
+                let _ = reply.send(result);
+                return Break(());
+            }
+            Command::Shutdown(reply) => {
+                if let Some(t) = task.take() {
+                    t.abort();
+                    let _ = t.await;
+                }
+                self.log.settle().await;
+                self.release_sandbox().await;
+                let _ = reply.send(());
+                return Break(());
+            }
+        }
+        Continue(())
+    }
+
+    async fn user_message(
+        &mut self,
+        text: String,
+        task: &mut Option<RunTask>,
+    ) -> Result<crate::store::Event, SessionError> {
+        let limit = self.shared.agent.max_message_bytes;
+        if text.len() > limit {
+            return Err(SessionError::TooLarge {
+                size: text.len(),
+                limit,
+            });
+        }
+        if text.trim().is_empty() {
+            return Err(SessionError::EmptyMessage);
+        }
+        if self.session.status == SessionStatus::Finished {
+            return Err(SessionError::Finished);
+        }
+        let event = self
+            .log
+            .append(event::USER_MESSAGE, source::USER, event::text(&text))
+            .await?;
+        if self.session.title.is_empty() {
+            let title: String = text.trim().chars().take(TITLE_CHARS).collect();
+            if self
+                .shared
+                .store
+                .rename(&self.session.user_id, &self.session.id, &title)
+                .await
+                .is_ok()
+            {
+                self.session.title = title;
+            }
+        }
+        // A message while the loop runs is picked up at its next step.
+        if task.is_none() {
+            self.start(task).await;
+        }
+        Ok(event)
+    }
+
+    /// Starts the agent loop, attaching a sandbox and a policy instance
+    /// first if the session has none (new, restored, or after a crash).
+    async fn start(&mut self, task: &mut Option<RunTask>) {
+        self.ensure_sandbox().await;
+        let policy = match self.take_policy() {
+            Some(p) => p,
+            None => match self.new_policy_instance(&self.session.policy.clone()) {
+                Ok(p) => p,
+                Err(message) => {
+                    self.fail("policy_unavailable", &message).await;
+                    return;
+                }
+            },
+        };
+        self.control.reset();
+        self.set_status(SessionStatus::Running, "").await;
+        let runner = Runner {
+            shared: self.shared.clone(),
+            log: self.log.clone(),
+            control: self.control.clone(),
+            session_id: self.session.id.clone(),
+            user_id: self.session.user_id.clone(),
+            policy_name: self.session.policy.clone(),
+            tool_ctx: self.call_context(true),
+            spent: self.spent.clone(),
+            state: self.state.clone(),
+        };
+        *task = Some(tokio::spawn(run::run(runner, policy)));
+    }
+
+    fn take_policy(&mut self) -> Option<PolicyInstance> {
+        self.policy
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn set_policy(&mut self, policy: Option<PolicyInstance>) {
+        *self.policy.get_mut().unwrap_or_else(|p| p.into_inner()) = policy;
+    }
+
+    fn call_context(&self, with_sandbox: bool) -> CallContext {
+        CallContext {
+            sandbox: if with_sandbox {
+                self.sandbox.as_ref().map(Sandbox::backends)
+            } else {
+                None
+            },
+            llm: Some(self.llm.clone()),
+            images: self.shared.images.clone(),
+            ..CallContext::default()
+        }
+    }
+
+    fn new_policy_instance(&self, name: &str) -> Result<PolicyInstance, String> {
+        let registry = &self.shared.registry;
+        let plugin = registry.policy(name).map_err(|e| e.to_string())?;
+        let grants = registry.effective_grants(&plugin);
+        PolicyInstance::new(
+            registry.runtime().clone(),
+            plugin,
+            grants,
+            self.call_context(false),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    async fn run_ended(&mut self, end: RunEnd) {
+        // The loop may have applied a switch; the store has it, keep in step.
+        self.session.policy = self.state.borrow().policy.clone();
+        if let Some(name) = self.control.take_switch() {
+            self.apply_switch(&name).await;
+        }
+        match end {
+            RunEnd::Replied => self.set_status(SessionStatus::Idle, "").await,
+            RunEnd::Finished => self.set_status(SessionStatus::Finished, "").await,
+            RunEnd::Paused(reason) => self.set_status(SessionStatus::Paused, &reason).await,
+            RunEnd::Failed => self.set_status(SessionStatus::Error, "").await,
+        }
+    }
+
+    /// Hard stop: the loop is dropped wherever it is (an LLM stream, a tool
+    /// call), then tool calls left without a result get one, so the
+    /// history stays valid for the next run.
+    async fn cancel(&mut self, task: RunTask) {
+        task.abort();
+        if let Ok((policy, _)) = task.await {
+            self.set_policy(policy);
+        }
+        self.session.policy = self.state.borrow().policy.clone();
+        self.close_open_calls("cancelled by the user").await;
+        if let Some(name) = self.control.take_switch() {
+            self.apply_switch(&name).await;
+        }
+        self.set_status(SessionStatus::Idle, "cancelled").await;
+    }
+
+    async fn close_open_calls(&mut self, why: &str) {
+        let events = match self.log.after(0).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::error!(session = %self.session.id, error = %e, "cannot read history");
+                return;
+            }
+        };
+        for (id, name) in history::unanswered_calls(&events) {
+            let payload = event::tool_result(&id, &name, vec![event::text_part(why)], true, 0);
+            if let Err(e) = self
+                .log
+                .append(event::TOOL_RESULT, source::HOST, payload)
+                .await
+            {
+                tracing::error!(session = %self.session.id, error = %e, "cannot close tool call");
+            }
+        }
+    }
+
+    /// A session the previous host process left running.
+    async fn recover(&mut self) {
+        self.close_open_calls("interrupted: the host restarted")
+            .await;
+        self.set_status(SessionStatus::Paused, "host restarted")
+            .await;
+    }
+
+    async fn switch_policy(&mut self, name: String, running: bool) -> Result<(), SessionError> {
+        let registry = &self.shared.registry;
+        match registry.policy(&name) {
+            Ok(_) => {}
+            Err(crate::plugins::PluginError::WrongKind { .. }) => {
+                return Err(SessionError::NotAPolicy(name))
+            }
+            Err(_) => return Err(SessionError::UnknownPolicy(name)),
+        }
+        if self.session.status == SessionStatus::Finished {
+            return Err(SessionError::Finished);
+        }
+        if running {
+            self.control.request_switch(name.clone());
+            self.state.send_modify(|s| s.pending_policy = Some(name));
+        } else {
+            self.apply_switch(&name).await;
+        }
+        Ok(())
+    }
+
+    /// Switches between runs: the next run starts a fresh instance.
+    async fn apply_switch(&mut self, name: &str) {
+        match run::record_switch(
+            &self.shared,
+            &self.log,
+            &self.session.user_id,
+            &self.session.policy,
+            name,
+        )
+        .await
+        {
+            Ok(()) => {
+                self.set_policy(None);
+                self.session.policy = name.to_string();
+                self.state.send_modify(|s| {
+                    s.policy = name.to_string();
+                    s.pending_policy = None;
+                });
+            }
+            Err(message) => {
+                self.state.send_modify(|s| s.pending_policy = None);
+                self.event_error("policy_switch_failed", &message).await;
+            }
+        }
+    }
+
+    async fn ensure_sandbox(&mut self) {
+        if self.sandbox.as_ref().is_some_and(Sandbox::is_alive) {
+            return;
+        }
+        let Some(pool) = self.shared.pool.clone() else {
+            return;
+        };
+        if let Some(dead) = self.sandbox.take() {
+            tracing::warn!(session = %self.session.id, sandbox = %dead.name, "sandbox died; replacing it");
+            pool.release(dead).await;
+            self.event_error(
+                "sandbox_replaced",
+                "the session's desktop stopped; a fresh one replaces it (files and windows from before are gone)",
+            )
+            .await;
+        }
+        match pool.claim().await {
+            Ok(sandbox) => {
+                let name = sandbox.name.clone();
+                self.sandbox = Some(sandbox);
+                self.state.send_modify(|s| s.sandbox = Some(name));
+            }
+            Err(e) => {
+                self.state.send_modify(|s| s.sandbox = None);
+                self.event_error("sandbox_unavailable", &e.to_string())
+                    .await;
+            }
+        }
+    }
+
+    async fn release_sandbox(&mut self) {
+        if let (Some(sandbox), Some(pool)) = (self.sandbox.take(), self.shared.pool.clone()) {
+            pool.release(sandbox).await;
+        }
+    }
+
+    async fn fail(&mut self, code: &str, message: &str) {
+        self.event_error(code, message).await;
+        self.set_status(SessionStatus::Error, code).await;
+    }
+
+    async fn event_error(&self, code: &str, message: &str) {
+        if let Err(e) = self
+            .log
+            .append(event::ERROR, source::HOST, event::error(code, message))
+            .await
+        {
+            tracing::error!(session = %self.session.id, error = %e, "cannot record error event");
+        }
+    }
+
+    async fn set_status(&mut self, status: SessionStatus, reason: &str) {
+        if self.session.status == status {
+            return;
+        }
+        let store = &self.shared.store;
+        if let Err(e) = store
+            .set_status(&self.session.user_id, &self.session.id, status)
+            .await
+        {
+            tracing::error!(session = %self.session.id, error = %e, "cannot store status");
+        }
+        self.session.status = status;
+        self.state.send_modify(|s| s.status = status);
+        if let Err(e) = self
+            .log
+            .append(
+                event::STATE_CHANGED,
+                source::HOST,
+                event::state_changed(status, reason),
+            )
+            .await
+        {
+            tracing::error!(session = %self.session.id, error = %e, "cannot record status");
+        }
+    }
+}

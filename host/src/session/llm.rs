@@ -1,0 +1,93 @@
+//! The `llm` capability as one session sees it: the host's providers, with
+//! text streamed live to the session's clients, every call's usage stored
+//! as an event, and the session's token budget enforced before each call.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::event;
+use super::log::EventLog;
+use crate::capabilities::{ImageStore, LlmBackend};
+use crate::llm::{DeltaSink, ImageSource, Providers};
+use crate::plugins::bindings::current::llm::{Request, Response};
+use crate::plugins::bindings::current::types::HostError;
+use crate::store::Store;
+
+pub struct SessionLlm {
+    pub providers: Providers,
+    pub log: EventLog,
+    pub store: Store,
+    /// Input plus output tokens spent so far, shared with the agent loop.
+    pub spent: Arc<AtomicU64>,
+    pub budget: u64,
+}
+
+struct Images<'a> {
+    memory: &'a ImageStore,
+    store: &'a Store,
+}
+
+#[async_trait]
+impl ImageSource for Images<'_> {
+    async fn image(&self, handle: &str) -> Option<(Arc<[u8]>, String)> {
+        if let Some(img) = self.memory.get(handle) {
+            return Some((img.bytes, img.media_type.to_string()));
+        }
+        let sha = handle.strip_prefix("img-")?;
+        let img = self.store.image(sha).await.ok()?;
+        Some((img.bytes.into(), img.media_type))
+    }
+}
+
+struct Deltas<'a>(&'a EventLog);
+
+impl DeltaSink for Deltas<'_> {
+    fn text(&self, delta: &str) {
+        self.0.hub().delta(self.0.session_id(), delta);
+    }
+}
+
+#[async_trait]
+impl LlmBackend for SessionLlm {
+    async fn complete(&self, request: Request, images: &ImageStore) -> Result<Response, HostError> {
+        let spent = self.spent.load(Ordering::Relaxed);
+        if spent >= self.budget {
+            return Err(HostError::Denied(format!(
+                "the session's token budget is spent ({spent} of {} tokens)",
+                self.budget
+            )));
+        }
+        let (provider, model) = self.providers.route(request.model.as_deref())?;
+        let source = Images {
+            memory: images,
+            store: &self.store,
+        };
+        let response = provider
+            .complete(&request, model, &source, &Deltas(&self.log))
+            .await?;
+        let u = &response.usage;
+        let added = u64::from(u.input_tokens) + u64::from(u.output_tokens);
+        self.spent.fetch_add(added, Ordering::Relaxed);
+        let totals = self
+            .store
+            .add_usage(
+                self.log.session_id(),
+                i64::from(u.input_tokens),
+                i64::from(u.output_tokens),
+            )
+            .await
+            .map_err(|e| HostError::Failed(e.to_string()))?;
+        let payload = serde_json::json!({
+            "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+            "cache_read_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens,
+            "total_input_tokens": totals.0, "total_output_tokens": totals.1,
+        });
+        self.log
+            .append(event::USAGE, event::source::HOST, payload)
+            .await
+            .map_err(|e| HostError::Failed(e.to_string()))?;
+        Ok(response)
+    }
+}

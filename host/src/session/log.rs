@@ -1,0 +1,88 @@
+//! One session's event log: append to the store, then publish live.
+//!
+//! Appends are serialized per session so the live stream is in sequence
+//! order, and each append runs to completion in its own task: cancelling
+//! the agent mid-append (a hard stop) can never leave an event stored but
+//! unannounced.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::hub::Hub;
+use crate::store::{Event, Store, StoreError};
+
+#[derive(Clone)]
+pub struct EventLog {
+    store: Store,
+    session_id: Arc<str>,
+    hub: Hub,
+    order: Arc<Mutex<()>>,
+}
+
+impl EventLog {
+    pub fn new(store: Store, session_id: &str, hub: Hub) -> Self {
+        Self {
+            store,
+            session_id: session_id.into(),
+            hub,
+            order: Arc::default(),
+        }
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    pub async fn append(
+        &self,
+        kind: &str,
+        source: &str,
+        payload: Value,
+    ) -> Result<Event, StoreError> {
+        let this = self.clone();
+        let kind = kind.to_string();
+        let source = source.to_string();
+        let task = tokio::spawn(async move {
+            let _turn = this.order.lock().await;
+            let event = this
+                .store
+                .append_event(&this.session_id, &kind, &source, &payload)
+                .await?;
+            this.hub.publish(&event);
+            Ok(event)
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(e) => Err(StoreError::Corrupt(format!(
+                "event append task failed: {e}"
+            ))),
+        }
+    }
+
+    /// Waits for appends already under way (shutdown).
+    pub async fn settle(&self) {
+        let _turn = self.order.lock().await;
+    }
+
+    /// Stored events after `seq`, all of them (paged internally).
+    pub async fn after(&self, mut seq: i64) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        loop {
+            let page = self.store.events_after(&self.session_id, seq, 1000).await?;
+            let full = page.len() == 1000;
+            if let Some(last) = page.last() {
+                seq = last.seq;
+            }
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+}

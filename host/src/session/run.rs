@@ -1,0 +1,406 @@
+//! The agent loop of one run: from a user message (or a resume) until the
+//! policy replies, finishes, fails, or the session is paused.
+//!
+//! Each step: pick up events appended since the last step (a user may
+//! write while the agent works), apply a pending policy switch, ask the
+//! policy, then run its tool calls one by one, storing each call and result
+//! as it happens. A pause takes effect between steps; a cancel aborts the
+//! task wherever it is (the actor then closes open tool calls).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::event::{self, source};
+use super::history;
+use super::log::EventLog;
+use super::{LiveState, Shared};
+use crate::capabilities::CallContext;
+use crate::plugins::bindings::current::policy::{Context, Decision};
+use crate::plugins::bindings::current::tool::{ToolCall, ToolError};
+use crate::plugins::bindings::current::types::{ContentPart, ToolSpec, ToolUse};
+use crate::plugins::{PluginError, PolicyInstance};
+use crate::store::{Event, StoreError};
+
+/// Requests from the actor to a run in progress.
+#[derive(Default)]
+pub struct RunControl {
+    pause: AtomicBool,
+    switch: Mutex<Option<String>>,
+}
+
+impl RunControl {
+    pub fn request_pause(&self) {
+        self.pause.store(true, Ordering::SeqCst);
+    }
+
+    pub fn reset(&self) {
+        self.pause.store(false, Ordering::SeqCst);
+    }
+
+    pub fn request_switch(&self, policy: String) {
+        *self.switch.lock().unwrap_or_else(|p| p.into_inner()) = Some(policy);
+    }
+
+    pub fn take_switch(&self) -> Option<String> {
+        self.switch.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// How a run ended; the actor turns it into the session's status.
+#[derive(Debug)]
+pub enum RunEnd {
+    Replied,
+    Finished,
+    Paused(String),
+    /// An error event has been recorded.
+    Failed,
+}
+
+pub struct Runner {
+    pub shared: Arc<Shared>,
+    pub log: EventLog,
+    pub control: Arc<RunControl>,
+    pub session_id: String,
+    pub user_id: String,
+    pub policy_name: String,
+    pub tool_ctx: CallContext,
+    pub spent: Arc<AtomicU64>,
+    pub state: watch::Sender<LiveState>,
+}
+
+pub async fn run(
+    mut runner: Runner,
+    mut policy: PolicyInstance,
+) -> (Option<PolicyInstance>, RunEnd) {
+    match runner.steps(&mut policy).await {
+        Ok(end) => (Some(policy), end),
+        Err(e) => {
+            tracing::error!(session = %runner.session_id, error = %e, "store failed during a run");
+            runner.error("store_failed", &e.to_string()).await;
+            (Some(policy), RunEnd::Failed)
+        }
+    }
+}
+
+/// Records a policy switch (store and event). Errors are messages for the
+/// session's error event.
+pub async fn record_switch(
+    shared: &Shared,
+    log: &EventLog,
+    user_id: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), String> {
+    let plugin = shared.registry.policy(to).map_err(|e| e.to_string())?;
+    shared
+        .store
+        .set_policy(user_id, log.session_id(), to)
+        .await
+        .map_err(|e| e.to_string())?;
+    log.append(
+        event::POLICY_SWITCHED,
+        source::USER,
+        serde_json::json!({"from": from, "to": to, "version": plugin.manifest.version}),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+impl Runner {
+    async fn steps(&mut self, policy: &mut PolicyInstance) -> Result<RunEnd, StoreError> {
+        let mut events = self.log.after(0).await?;
+        let mut step: u32 = 0;
+        let mut state = self.shared.store.policy_state(&self.session_id).await?;
+        loop {
+            if self.control.pause.swap(false, Ordering::SeqCst) {
+                return Ok(RunEnd::Paused("paused by the user".into()));
+            }
+            if let Some(name) = self.control.take_switch() {
+                self.switch(policy, &name, &mut state).await;
+            }
+            let max = self.shared.agent.max_steps;
+            if step >= max {
+                self.error(
+                    "step_limit",
+                    &format!(
+                        "the agent took {max} steps without finishing; resume to let it continue"
+                    ),
+                )
+                .await;
+                return Ok(RunEnd::Paused("step limit".into()));
+            }
+            let (spent, budget) = (
+                self.spent.load(Ordering::Relaxed),
+                self.shared.agent.token_budget,
+            );
+            if spent >= budget {
+                self.error(
+                    "token_budget",
+                    &format!("the session has used {spent} tokens, its budget is {budget}"),
+                )
+                .await;
+                return Ok(RunEnd::Failed);
+            }
+            self.catch_up(&mut events).await?;
+            let context = Context {
+                session_id: self.session_id.clone(),
+                step,
+                history: history::messages(&events),
+                tools: self.tool_specs(),
+                state: state.clone(),
+                config: self
+                    .shared
+                    .policy_config
+                    .get(&self.policy_name)
+                    .map_or_else(|| "{}".to_string(), Value::to_string),
+            };
+            step += 1;
+            let output = match policy.step(context).await {
+                Ok(Ok(output)) => output,
+                Ok(Err(message)) => {
+                    self.error("policy_error", &message).await;
+                    return Ok(RunEnd::Failed);
+                }
+                Err(e) => {
+                    self.error(
+                        crash_code(&e),
+                        &format!("policy `{}`: {e}", self.policy_name),
+                    )
+                    .await;
+                    return Ok(RunEnd::Failed);
+                }
+            };
+            if output.state != state {
+                self.shared
+                    .store
+                    .set_policy_state(&self.session_id, output.state.as_deref())
+                    .await?;
+                state = output.state;
+            }
+            match reply_as_option(output.decision) {
+                Decision::Act((text, uses)) if !uses.is_empty() => {
+                    if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
+                        events.push(
+                            self.append(
+                                event::ASSISTANT_MESSAGE,
+                                source::AGENT,
+                                event::text(&text),
+                            )
+                            .await?,
+                        );
+                    }
+                    for u in &uses {
+                        events.push(
+                            self.append(
+                                event::TOOL_CALL,
+                                source::AGENT,
+                                event::tool_call(&u.id, &u.name, &u.input),
+                            )
+                            .await?,
+                        );
+                    }
+                    for u in uses {
+                        let result = self.invoke(u).await?;
+                        events.push(result);
+                    }
+                }
+                Decision::Act((text, _)) => {
+                    let text = text.unwrap_or_default();
+                    events.push(
+                        self.append(event::ASSISTANT_MESSAGE, source::AGENT, event::text(&text))
+                            .await?,
+                    );
+                    // A message that arrived during the step is answered
+                    // in this run rather than left waiting.
+                    if !self.catch_up(&mut events).await? {
+                        return Ok(RunEnd::Replied);
+                    }
+                }
+                Decision::Reply(_) => unreachable!("folded into act above"),
+                Decision::Finish(text) => {
+                    if !text.trim().is_empty() {
+                        self.append(event::ASSISTANT_MESSAGE, source::AGENT, event::text(&text))
+                            .await?;
+                    }
+                    return Ok(RunEnd::Finished);
+                }
+            }
+        }
+    }
+
+    /// Appends events stored by others since the last one seen; true if a
+    /// user message was among them.
+    async fn catch_up(&self, events: &mut Vec<Event>) -> Result<bool, StoreError> {
+        let last = events.last().map_or(0, |e| e.seq);
+        let new = self.log.after(last).await?;
+        let user = new.iter().any(|e| e.kind == event::USER_MESSAGE);
+        events.extend(new);
+        Ok(user)
+    }
+
+    async fn append(&self, kind: &str, source: &str, payload: Value) -> Result<Event, StoreError> {
+        self.log.append(kind, source, payload).await
+    }
+
+    async fn error(&self, code: &str, message: &str) {
+        if let Err(e) = self
+            .append(event::ERROR, source::HOST, event::error(code, message))
+            .await
+        {
+            tracing::error!(session = %self.session_id, error = %e, "cannot record error event");
+        }
+    }
+
+    async fn switch(
+        &mut self,
+        policy: &mut PolicyInstance,
+        name: &str,
+        state: &mut Option<Vec<u8>>,
+    ) {
+        let registry = &self.shared.registry;
+        let swapped = registry
+            .policy(name)
+            .and_then(|plugin| {
+                let grants = registry.effective_grants(&plugin);
+                policy.swap(plugin, grants)
+            })
+            .map_err(|e| e.to_string());
+        let recorded = match swapped {
+            Ok(()) => {
+                record_switch(
+                    &self.shared,
+                    &self.log,
+                    &self.user_id,
+                    &self.policy_name,
+                    name,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match recorded {
+            Ok(()) => {
+                self.policy_name = name.to_string();
+                // The new policy starts without the old one's private state.
+                *state = None;
+                let _ = self
+                    .shared
+                    .store
+                    .set_policy_state(&self.session_id, None)
+                    .await;
+                self.state.send_modify(|s| {
+                    s.policy = name.to_string();
+                    s.pending_policy = None;
+                });
+            }
+            Err(message) => {
+                self.state.send_modify(|s| s.pending_policy = None);
+                self.error("policy_switch_failed", &message).await;
+            }
+        }
+    }
+
+    fn tool_specs(&self) -> Vec<ToolSpec> {
+        self.shared.registry.tool_specs()
+    }
+
+    /// Runs one tool call and stores its result. A tool's own error is a
+    /// result the policy sees; a crash is also recorded as an error event.
+    async fn invoke(&self, call: ToolUse) -> Result<Event, StoreError> {
+        let started = Instant::now();
+        let outcome = self
+            .shared
+            .registry
+            .invoke_tool(
+                ToolCall {
+                    id: call.id.clone(),
+                    name: call.name.clone(),
+                    input: call.input.clone(),
+                },
+                self.tool_ctx.clone(),
+            )
+            .await;
+        let (content, is_error) = match outcome {
+            Ok(Ok(output)) => (self.persist(output.content).await?, false),
+            Ok(Err(ToolError::InvalidInput(m))) => {
+                (vec![event::text_part(&format!("invalid input: {m}"))], true)
+            }
+            Ok(Err(ToolError::Failed(m))) => (vec![event::text_part(&m)], true),
+            Err(PluginError::UnknownTool(name)) => (
+                vec![event::text_part(&format!(
+                    "there is no tool named `{name}`"
+                ))],
+                true,
+            ),
+            Err(e) => {
+                self.error(crash_code(&e), &format!("tool `{}`: {e}", call.name))
+                    .await;
+                (
+                    vec![event::text_part(&format!("the tool failed: {e}"))],
+                    true,
+                )
+            }
+        };
+        let payload = event::tool_result(
+            &call.id,
+            &call.name,
+            content,
+            is_error,
+            started.elapsed().as_millis() as u64,
+        );
+        self.append(event::TOOL_RESULT, source::TOOL, payload).await
+    }
+
+    /// Tool output as stored: images go to the content-addressed store and
+    /// are referenced by hash.
+    async fn persist(&self, parts: Vec<ContentPart>) -> Result<Vec<Value>, StoreError> {
+        let mut out = Vec::with_capacity(parts.len());
+        for part in parts {
+            out.push(match part {
+                ContentPart::Text(t) => event::text_part(&t),
+                ContentPart::Image(img) => match self.shared.images.get(&img.handle) {
+                    Some(stored) => {
+                        let sha = self
+                            .shared
+                            .store
+                            .put_image(
+                                &stored.bytes,
+                                stored.media_type,
+                                stored.width,
+                                stored.height,
+                            )
+                            .await?;
+                        event::image_part(&sha, stored.width, stored.height, stored.media_type)
+                    }
+                    None => {
+                        event::text_part("[the tool returned an image that is no longer available]")
+                    }
+                },
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Folds `reply(text)` into the no-tool-call form of `act` so both take one
+/// path.
+fn reply_as_option(d: Decision) -> Decision {
+    match d {
+        Decision::Reply(text) => Decision::Act((Some(text), Vec::new())),
+        d => d,
+    }
+}
+
+fn crash_code(e: &PluginError) -> &'static str {
+    match e {
+        PluginError::WallClockTimeout { .. } => "plugin_timeout",
+        PluginError::MemoryLimit { .. } => "plugin_memory_limit",
+        PluginError::CpuLimit { .. } => "plugin_cpu_limit",
+        _ => "plugin_crashed",
+    }
+}
