@@ -6,6 +6,7 @@
 //! runs: SQLite under the data directory, a loopback listener, one warm
 //! sandbox, and the scripted policy when no LLM key is configured.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,6 +48,9 @@ pub struct ServeConfig {
     pub agent: AgentConfig,
     pub limits: Limits,
     pub llm: ProvidersConfig,
+    /// Per-policy settings (`[policies.anthropic-policy]`), given to the
+    /// policy's steps as JSON.
+    pub policies: BTreeMap<String, toml::Table>,
 }
 
 impl Default for ServeConfig {
@@ -60,6 +64,7 @@ impl Default for ServeConfig {
             agent: AgentConfig::default(),
             limits: Limits::default(),
             llm: ProvidersConfig::default(),
+            policies: BTreeMap::new(),
         }
     }
 }

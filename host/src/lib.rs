@@ -6,6 +6,7 @@
 //! * [`capabilities`]: the host side of each WIT interface a plugin may
 //!   import (computer, shell, files, llm, log), each behind one `authorize`.
 
+pub mod api;
 pub mod capabilities;
 pub mod config;
 pub mod llm;

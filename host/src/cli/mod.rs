@@ -2,6 +2,7 @@
 
 mod plugin;
 mod scaffold;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -26,6 +27,11 @@ enum Command {
     /// Write, check, try and install plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Run the server: REST API, WebSocket, sandboxes, agents.
+    Serve(serve::ServeArgs),
+    /// Create API tokens.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
 }
 
 impl Cli {
@@ -43,5 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = cli.data_dir();
     match cli.command {
         Command::Plugin(cmd) => plugin::run(cmd, &data_dir).await,
+        Command::Serve(args) => serve::serve(args, &data_dir).await,
+        Command::Token(cmd) => serve::token(cmd, &data_dir).await,
     }
 }

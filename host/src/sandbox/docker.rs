@@ -79,6 +79,15 @@ impl Docker {
         })
     }
 
+    /// Whether the engine answers (readiness checks).
+    pub async fn ping(&self) -> Result<(), SandboxError> {
+        self.client
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| SandboxError::DockerUnavailable(e.to_string()))
+    }
+
     pub fn config(&self) -> &SandboxConfig {
         &self.config
     }

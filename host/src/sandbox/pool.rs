@@ -99,6 +99,14 @@ impl WarmPool {
         })
     }
 
+    pub fn docker(&self) -> &Docker {
+        &self.shared.docker
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.shared.config
+    }
+
     pub fn stats(&self) -> PoolStats {
         PoolStats {
             warm: self

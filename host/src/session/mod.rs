@@ -218,6 +218,11 @@ impl Sessions {
         Ok((session, handle))
     }
 
+    /// The session's handle if its actor is running.
+    pub fn running(&self, id: &str) -> Option<SessionHandle> {
+        self.live().get(id).cloned()
+    }
+
     fn spawn(&self, session: &Session, claim_sandbox: bool) -> SessionHandle {
         let mut live = self.live();
         if let Some(h) = live.get(&session.id) {

@@ -85,6 +85,12 @@ impl Store {
         self.backend
     }
 
+    /// A round trip to the database (readiness checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -1,0 +1,219 @@
+//! The HTTP server: REST under `/api/v1`, the session WebSocket, health
+//! checks and the OpenAPI document, plus the server's lifecycle (start,
+//! recover sessions, graceful stop).
+
+mod auth;
+mod error;
+mod health;
+mod plugins;
+mod sessions;
+mod ws;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use error::ApiError;
+
+use crate::capabilities::ImageStore;
+use crate::config::ServeConfig;
+use crate::llm::Providers;
+use crate::plugins::{Registry, Runtime, RuntimeConfig};
+use crate::sandbox::{Docker, WarmPool};
+use crate::session::{Sessions, Shared};
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub sessions: Arc<Sessions>,
+    pub pool: Option<Arc<WarmPool>>,
+}
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let api = Router::new()
+        .merge(sessions::router())
+        .merge(plugins::router())
+        .route("/me", get(me))
+        .route("/openapi.json", get(openapi));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+async fn me(user: auth::User) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"user_id": user.id, "admin": user.admin}))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Plugins(#[from] crate::plugins::PluginError),
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the store and the plugin registry, connects to Docker (the
+    /// server still starts without it, and `/readyz` says why it is not
+    /// ready), brings back sessions left running, and starts listening.
+    pub async fn start(config: ServeConfig, data_dir: &Path) -> Result<Self, ServeError> {
+        std::fs::create_dir_all(data_dir).map_err(crate::plugins::PluginError::from)?;
+        let store = Store::open(&config.database_url(data_dir)).await?;
+        let runtime = Arc::new(Runtime::new(RuntimeConfig {
+            limits: config.limits,
+            cache_dir: Some(data_dir.join("cache")),
+        })?);
+        let registry = Arc::new(Registry::open(runtime, data_dir).await?);
+        let pool = match Docker::connect(config.sandbox.sandbox_config()).await {
+            Ok(docker) => match WarmPool::start(docker, config.sandbox.pool_config()).await {
+                Ok(pool) => Some(Arc::new(pool)),
+                Err(e) => {
+                    tracing::error!(error = %e, "sandbox pool failed to start; sessions get no desktop");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "Docker is unreachable; sessions get no desktop");
+                None
+            }
+        };
+        let providers = Providers::from_config(&config.llm)?;
+        let policy_config = config
+            .policies
+            .iter()
+            .map(|(name, table)| {
+                (
+                    name.clone(),
+                    serde_json::to_value(table).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let sessions = Arc::new(Sessions::new(Shared {
+            store: store.clone(),
+            registry: registry.clone(),
+            pool: pool.clone(),
+            providers,
+            agent: config.agent.clone(),
+            images: Arc::new(ImageStore::default()),
+            policy_config,
+            default_policy: config.default_policy.clone(),
+        }));
+        let recovered = sessions.recover().await.map_err(|e| match e {
+            crate::session::SessionError::Store(e) => ServeError::Store(e),
+            other => ServeError::Store(crate::store::StoreError::Corrupt(other.to_string())),
+        })?;
+        if recovered > 0 {
+            tracing::info!(
+                recovered,
+                "sessions left running by the previous host are paused"
+            );
+        }
+        let state = AppState {
+            store,
+            registry,
+            sessions,
+            pool,
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let app = router(state.clone(), config.max_body_bytes);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "server stopped with an error");
+            }
+        });
+        tracing::info!(%addr, "listening");
+        Ok(Self {
+            addr,
+            state,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Graceful stop: session actors stop first (their in-flight event
+    /// writes complete, WebSockets are told and closed), then the listener
+    /// drains open requests, then sandboxes and the store close.
+    pub async fn stop(mut self) {
+        self.state.sessions.shutdown().await;
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after 10 s; closing them");
+            self.task.abort();
+        }
+        if let Some(pool) = &self.state.pool {
+            pool.drain().await;
+        }
+        self.state.store.close().await;
+    }
+}

@@ -1,0 +1,328 @@
+//! `/api/v1/sessions`: create, list, read, rename, delete; messages,
+//! pause/resume/cancel, policy switch; the event log by cursor; screenshots.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use super::auth::User;
+use super::error::{ApiError, Json, Path, Query};
+use super::AppState;
+use crate::session::{LiveState, SessionHandle};
+use crate::store::{Event, Session};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sessions", post(create).get(list))
+        .route("/sessions/{id}", get(read).patch(rename).delete(remove))
+        .route("/sessions/{id}/messages", post(message))
+        .route("/sessions/{id}/pause", post(pause))
+        .route("/sessions/{id}/resume", post(resume))
+        .route("/sessions/{id}/cancel", post(cancel))
+        .route("/sessions/{id}/policy", put(switch_policy))
+        .route("/sessions/{id}/events", get(events))
+        .route("/sessions/{id}/images/{sha256}", get(image))
+        .route("/sessions/{id}/ws", get(super::ws::upgrade))
+}
+
+/// A session as the API shows it: the stored row plus what only the
+/// running host knows.
+#[derive(Serialize)]
+pub struct SessionView {
+    #[serde(flatten)]
+    session: Session,
+    pending_policy: Option<String>,
+    sandbox: Option<String>,
+}
+
+pub fn view(mut session: Session, handle: Option<&SessionHandle>) -> SessionView {
+    let live: Option<LiveState> = handle.map(SessionHandle::live);
+    if let Some(live) = &live {
+        session.status = live.status;
+        session.policy = live.policy.clone();
+    }
+    SessionView {
+        session,
+        pending_policy: live.as_ref().and_then(|l| l.pending_policy.clone()),
+        sandbox: live.and_then(|l| l.sandbox),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    policy: Option<String>,
+    /// A first message, sent right after creation.
+    #[serde(default)]
+    message: Option<String>,
+}
+
+const MAX_TITLE: usize = 200;
+
+fn check_title(title: &str) -> Result<(), ApiError> {
+    if title.chars().count() > MAX_TITLE {
+        return Err(ApiError::bad_request(
+            "title_too_long",
+            format!("a title has at most {MAX_TITLE} characters"),
+        ));
+    }
+    Ok(())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: User,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<SessionView>), ApiError> {
+    // The body is optional: no body means an untitled session with the
+    // default policy.
+    let body: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?
+    };
+    let title = body.title.unwrap_or_default();
+    check_title(&title)?;
+    let (session, handle) = state.sessions.create(&user.id, &title, body.policy).await?;
+    if let Some(text) = body.message {
+        handle.user_message(text).await?;
+    }
+    let session = state.store.session(&user.id, &session.id).await?;
+    Ok((StatusCode::CREATED, Json(view(session, Some(&handle)))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    #[serde(default = "default_limit")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
+}
+
+fn default_limit() -> i64 {
+    50
+}
+
+#[derive(Serialize)]
+struct SessionList {
+    sessions: Vec<SessionView>,
+    next_offset: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: User,
+    Query(page): Query<Page>,
+) -> Result<Json<SessionList>, ApiError> {
+    if !(1..=200).contains(&page.limit) || page.offset < 0 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit is 1..=200 and offset is >= 0",
+        ));
+    }
+    let rows = state
+        .store
+        .sessions(&user.id, page.limit + 1, page.offset)
+        .await?;
+    let more = rows.len() as i64 > page.limit;
+    let sessions = rows
+        .into_iter()
+        .take(page.limit as usize)
+        .map(|s| {
+            let handle = state.sessions.running(&s.id);
+            view(s, handle.as_ref())
+        })
+        .collect();
+    Ok(Json(SessionList {
+        sessions,
+        next_offset: more.then_some(page.offset + page.limit),
+    }))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    let session = state.store.session(&user.id, &id).await?;
+    let handle = state.sessions.running(&id);
+    Ok(Json(view(session, handle.as_ref())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameBody {
+    title: String,
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    Json(body): Json<RenameBody>,
+) -> Result<Json<SessionView>, ApiError> {
+    check_title(&body.title)?;
+    state.store.rename(&user.id, &id, body.title.trim()).await?;
+    read(State(state), user, Path(id)).await
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.sessions.delete(&user.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageBody {
+    text: String,
+}
+
+async fn message(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    Json(body): Json<MessageBody>,
+) -> Result<(StatusCode, Json<Event>), ApiError> {
+    let (_, handle) = state.sessions.open(&user.id, &id).await?;
+    let event = handle.user_message(body.text).await?;
+    Ok((StatusCode::ACCEPTED, Json(event)))
+}
+
+async fn control(
+    state: AppState,
+    user: User,
+    id: String,
+    action: impl AsyncFnOnce(&SessionHandle) -> Result<(), crate::session::SessionError>,
+) -> Result<(StatusCode, Json<SessionView>), ApiError> {
+    let (session, handle) = state.sessions.open(&user.id, &id).await?;
+    action(&handle).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(session, Some(&handle)))))
+}
+
+async fn pause(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<SessionView>), ApiError> {
+    control(state, user, id, async |h| h.pause().await).await
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<SessionView>), ApiError> {
+    control(state, user, id, async |h| h.resume().await).await
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<SessionView>), ApiError> {
+    control(state, user, id, async |h| h.cancel().await).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyBody {
+    policy: String,
+}
+
+async fn switch_policy(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    Json(body): Json<PolicyBody>,
+) -> Result<(StatusCode, Json<SessionView>), ApiError> {
+    control(state, user, id, async move |h| {
+        h.switch_policy(body.policy).await
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cursor {
+    #[serde(default)]
+    after: i64,
+    #[serde(default = "default_event_limit")]
+    limit: i64,
+}
+
+fn default_event_limit() -> i64 {
+    200
+}
+
+#[derive(Serialize)]
+struct EventPage {
+    events: Vec<Event>,
+    /// Pass as `after` to get the next page.
+    next_cursor: i64,
+    has_more: bool,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    Query(cursor): Query<Cursor>,
+) -> Result<Json<EventPage>, ApiError> {
+    if !(1..=1000).contains(&cursor.limit) || cursor.after < 0 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit is 1..=1000 and after is >= 0",
+        ));
+    }
+    let session = state.store.session(&user.id, &id).await?;
+    let events = state
+        .store
+        .events_after(&id, cursor.after, cursor.limit)
+        .await?;
+    let next_cursor = events.last().map_or(cursor.after, |e| e.seq);
+    Ok(Json(EventPage {
+        has_more: next_cursor < session.last_seq,
+        next_cursor,
+        events,
+    }))
+}
+
+async fn image(
+    State(state): State<AppState>,
+    user: User,
+    Path((id, sha256)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    state.store.session(&user.id, &id).await?;
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request("invalid_path", "not a SHA-256"));
+    }
+    let image = match state.store.image(&sha256).await {
+        Ok(image) => image,
+        Err(crate::store::StoreError::NotFound) => return Err(ApiError::not_found("image")),
+        Err(e) => return Err(e.into()),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, image.media_type),
+            // Content-addressed: the bytes behind a hash never change.
+            (
+                header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable".to_string(),
+            ),
+        ],
+        image.bytes,
+    )
+        .into_response())
+}

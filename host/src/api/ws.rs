@@ -1,0 +1,286 @@
+//! The session WebSocket: authenticate, send a snapshot, replay stored
+//! events after the client's cursor, then stream live events, each exactly
+//! once and in order. Commands from the client go to the session actor.
+//!
+//! A client that stops reading never slows the session: live events reach
+//! it through a bounded ring, a send that stays blocked closes the socket,
+//! and a client that fell behind the ring is told so (`resync`) and caught
+//! up from the store by its cursor.
+
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::auth::{self, User};
+use super::error::{ApiError, Path, Query};
+use super::sessions::view;
+use super::AppState;
+use crate::session::{SessionError, SessionHandle};
+
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+const HEARTBEAT: Duration = Duration::from_secs(20);
+const REPLAY_PAGE: i64 = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsQuery {
+    /// The last sequence number the client has; 0 replays everything.
+    #[serde(default)]
+    after: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMessage {
+    Auth { token: String },
+    UserMessage { text: String },
+    Pause,
+    Resume,
+    Cancel,
+    SwitchPolicy { policy: String },
+    Ping,
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // With a header the check happens before the upgrade (a plain 401/404);
+    // browsers cannot set headers, so they authenticate in the first message.
+    let user = match auth::bearer(&headers) {
+        Some(token) => {
+            let user = auth::verify(&state.store, token).await?;
+            state.store.session(&user.id, &id).await?;
+            Some(user)
+        }
+        None => None,
+    };
+    Ok(ws
+        .max_message_size(1 << 20)
+        .on_upgrade(move |socket| async move {
+            let (mut sink, mut stream) = socket.split();
+            let user = match user {
+                Some(u) => u,
+                None => match first_message_auth(&state, &mut sink, &mut stream).await {
+                    Some(u) => u,
+                    None => return,
+                },
+            };
+            let opened = state.sessions.open(&user.id, &id).await;
+            match opened {
+                Ok((_, handle)) => {
+                    let _ = run(state, &user, handle, query.after.max(0), sink, stream).await;
+                }
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    let _ = send_error(&mut sink, e.code, &e.message).await;
+                }
+            }
+        })
+        .into_response())
+}
+
+async fn first_message_auth(
+    state: &AppState,
+    sink: &mut Sink,
+    stream: &mut SplitStream<WebSocket>,
+) -> Option<User> {
+    let first = tokio::time::timeout(AUTH_TIMEOUT, stream.next()).await;
+    let token = match first {
+        Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str(&text) {
+            Ok(ClientMessage::Auth { token }) => token,
+            _ => {
+                let _ = send_error(
+                    sink,
+                    "unauthorized",
+                    "the first message must be {\"type\":\"auth\",\"token\":\"...\"}",
+                )
+                .await;
+                return None;
+            }
+        },
+        Err(_) => {
+            let _ = send_error(sink, "unauthorized", "no auth message within 10 seconds").await;
+            return None;
+        }
+        _ => return None,
+    };
+    match auth::verify(&state.store, &token).await {
+        Ok(user) => Some(user),
+        Err(e) => {
+            let _ = send_error(sink, e.code, &e.message).await;
+            None
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Gone;
+
+async fn send(sink: &mut Sink, text: impl Into<Utf8Bytes>) -> Result<(), Gone> {
+    match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(Gone),
+    }
+}
+
+async fn send_error(sink: &mut Sink, code: &str, message: &str) -> Result<(), Gone> {
+    let frame = json!({"kind": "error", "payload": {"code": code, "message": message}});
+    send(sink, frame.to_string()).await
+}
+
+/// Sends stored events after `cursor`, moving the cursor along.
+async fn replay(
+    state: &AppState,
+    handle: &SessionHandle,
+    sink: &mut Sink,
+    cursor: &mut i64,
+) -> Result<(), Gone> {
+    loop {
+        let page = match state
+            .store
+            .events_after(handle.log.session_id(), *cursor, REPLAY_PAGE)
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(error = %e, "replay failed");
+                let _ = send_error(sink, "internal", "cannot read the session's events").await;
+                return Err(Gone);
+            }
+        };
+        for event in &page {
+            send(sink, serde_json::to_string(event).unwrap_or_default()).await?;
+            *cursor = event.seq;
+        }
+        if (page.len() as i64) < REPLAY_PAGE {
+            return Ok(());
+        }
+    }
+}
+
+async fn run(
+    state: AppState,
+    user: &User,
+    handle: SessionHandle,
+    mut cursor: i64,
+    mut sink: Sink,
+    mut stream: SplitStream<WebSocket>,
+) -> Result<(), Gone> {
+    // Subscribe before reading the store: an event is either stored before
+    // this point (replayed) or published after it (received live).
+    let mut live = handle.log.hub().subscribe();
+    let mut state_rx = handle.state.clone();
+    let id = handle.log.session_id().to_string();
+    let session = match state.store.session(&user.id, &id).await {
+        Ok(s) => s,
+        Err(_) => return send_error(&mut sink, "not_found", "session not found").await,
+    };
+    let snapshot = json!({
+        "kind": "snapshot",
+        "session": view(session.clone(), Some(&handle)),
+        "last_seq": session.last_seq,
+    });
+    send(&mut sink, snapshot.to_string()).await?;
+    replay(&state, &handle, &mut sink, &mut cursor).await?;
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            frame = live.recv() => match frame {
+                Ok(frame) => {
+                    if let Some(seq) = frame.seq {
+                        if seq <= cursor {
+                            continue;
+                        }
+                        if seq > cursor + 1 {
+                            replay(&state, &handle, &mut sink, &mut cursor).await?;
+                            if seq <= cursor {
+                                continue;
+                            }
+                        }
+                        cursor = seq;
+                    }
+                    send(&mut sink, frame.json.to_string()).await?;
+                }
+                Err(RecvError::Lagged(_)) => {
+                    let notice = json!({"kind": "resync", "payload": {"after": cursor}});
+                    send(&mut sink, notice.to_string()).await?;
+                    replay(&state, &handle, &mut sink, &mut cursor).await?;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            changed = state_rx.changed() => {
+                if changed.is_err() {
+                    // The actor is gone: the session was deleted (or the host stops).
+                    send_error(&mut sink, "session_closed", "the session was deleted or the host is stopping").await?;
+                    break;
+                }
+            }
+            message = stream.next() => match message {
+                Some(Ok(Message::Text(text))) => client_message(&handle, &mut sink, &text).await?,
+                Some(Ok(Message::Binary(_))) => {
+                    send_error(&mut sink, "invalid_message", "messages are JSON text").await?;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            _ = heartbeat.tick() => {
+                tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Ping(Default::default())))
+                    .await
+                    .map_err(|_| Gone)?
+                    .map_err(|_| Gone)?;
+            }
+        }
+    }
+    let _ = sink.close().await;
+    Ok(())
+}
+
+async fn client_message(handle: &SessionHandle, sink: &mut Sink, text: &str) -> Result<(), Gone> {
+    let message: ClientMessage = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => {
+            let kind = serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string));
+            let detail = match kind {
+                None => format!("not a JSON message with a `type`: {e}"),
+                Some(t) => format!("invalid `{t}` message: {e}"),
+            };
+            return send_error(sink, "invalid_message", &detail).await;
+        }
+    };
+    let result: Result<(), SessionError> = match message {
+        ClientMessage::Auth { .. } => {
+            return send_error(sink, "invalid_message", "already authenticated").await
+        }
+        ClientMessage::Ping => return send(sink, r#"{"kind":"pong"}"#).await,
+        ClientMessage::UserMessage { text } => handle.user_message(text).await.map(|_| ()),
+        ClientMessage::Pause => handle.pause().await,
+        ClientMessage::Resume => handle.resume().await,
+        ClientMessage::Cancel => handle.cancel().await,
+        ClientMessage::SwitchPolicy { policy } => handle.switch_policy(policy).await,
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e = ApiError::from(e);
+            send_error(sink, e.code, &e.message).await
+        }
+    }
+}
