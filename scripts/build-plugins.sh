@@ -10,7 +10,7 @@ mkdir -p "$DIST_DIR"
 step "Rust components (wasm32-wasip2)"
 cargo build --quiet --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
 out="${CARGO_TARGET_DIR:-plugins/target}/wasm32-wasip2/release"
-for crate in computer bash editor scripted-policy testing/misbehaving-tool; do
+for crate in computer bash editor scripted-policy anthropic-policy openai-policy testing/misbehaving-tool; do
   name=$(basename "$crate")
   cp "$out/${name//-/_}.wasm" "$DIST_DIR/$name.wasm"
   cp "plugins/$crate/plugin.toml" "$DIST_DIR/$name.toml"

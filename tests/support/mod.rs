@@ -4,6 +4,9 @@
 //! The doubles here stand in for the sandbox only in the plugin-runtime
 //! tests; the sandbox tests run the same components on a real desktop.
 
+pub mod mock_llm;
+pub mod server;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -6,7 +6,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::event::{self, source};
@@ -40,7 +40,14 @@ struct Actor {
     spent: Arc<AtomicU64>,
 }
 
-pub(super) fn spawn(shared: Arc<Shared>, session: Session, claim_sandbox: bool) -> SessionHandle {
+/// Starts a session's actor. `recovered` is told once a session the
+/// previous host left running has been marked paused.
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    session: Session,
+    claim_sandbox: bool,
+    recovered: Option<oneshot::Sender<()>>,
+) -> SessionHandle {
     let (tx, rx) = mpsc::channel(64);
     let log = EventLog::new(shared.store.clone(), &session.id, Hub::default());
     let (state, state_rx) = watch::channel(LiveState {
@@ -70,7 +77,7 @@ pub(super) fn spawn(shared: Arc<Shared>, session: Session, claim_sandbox: bool) 
         llm,
         spent,
     };
-    tokio::spawn(actor.main(rx, claim_sandbox));
+    tokio::spawn(actor.main(rx, claim_sandbox, recovered));
     SessionHandle {
         tx,
         log,
@@ -79,9 +86,17 @@ pub(super) fn spawn(shared: Arc<Shared>, session: Session, claim_sandbox: bool) 
 }
 
 impl Actor {
-    async fn main(mut self, mut rx: mpsc::Receiver<Command>, claim_sandbox: bool) {
+    async fn main(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        claim_sandbox: bool,
+        recovered: Option<oneshot::Sender<()>>,
+    ) {
         if self.session.status == SessionStatus::Running {
             self.recover().await;
+        }
+        if let Some(tx) = recovered {
+            let _ = tx.send(());
         }
         if claim_sandbox {
             self.ensure_sandbox().await;

@@ -224,11 +224,25 @@ impl Sessions {
     }
 
     fn spawn(&self, session: &Session, claim_sandbox: bool) -> SessionHandle {
+        self.spawn_with(session, claim_sandbox, None)
+    }
+
+    fn spawn_with(
+        &self,
+        session: &Session,
+        claim_sandbox: bool,
+        recovered: Option<oneshot::Sender<()>>,
+    ) -> SessionHandle {
         let mut live = self.live();
         if let Some(h) = live.get(&session.id) {
             return h.clone();
         }
-        let handle = actor::spawn(self.shared.clone(), session.clone(), claim_sandbox);
+        let handle = actor::spawn(
+            self.shared.clone(),
+            session.clone(),
+            claim_sandbox,
+            recovered,
+        );
         live.insert(session.id.clone(), handle.clone());
         handle
     }
@@ -248,8 +262,16 @@ impl Sessions {
             .store
             .sessions_in_status(SessionStatus::Running)
             .await?;
+        // Serve only once every one is marked, so nobody sees a session
+        // that claims to run with nothing running it.
+        let mut marked = Vec::new();
         for session in &running {
-            self.spawn(session, false);
+            let (tx, rx) = oneshot::channel();
+            self.spawn_with(session, false, Some(tx));
+            marked.push(rx);
+        }
+        for rx in marked {
+            let _ = rx.await;
         }
         Ok(running.len())
     }

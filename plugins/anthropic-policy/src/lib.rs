@@ -1,0 +1,33 @@
+//! Claude computer use as a policy component: the host's `computer` tool
+//! is offered as Anthropic's built-in computer-use tool (sized to the
+//! screenshots the model sees), other tools as ordinary tools.
+
+wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit" });
+
+#[path = "../../shared/llm_policy.rs"]
+mod llm_policy;
+
+use exports::agenthost::plugin::policy::{Context, Guest, Info, StepOutput};
+
+struct AnthropicPolicy;
+
+impl Guest for AnthropicPolicy {
+    fn describe() -> Info {
+        Info {
+            name: "anthropic-policy".into(),
+            description: "Claude computer use through the host's Anthropic provider".into(),
+        }
+    }
+
+    fn step(ctx: Context) -> Result<StepOutput, String> {
+        llm_policy::step(
+            ctx,
+            &llm_policy::Flavor {
+                provider: "anthropic",
+                builtin_computer: true,
+            },
+        )
+    }
+}
+
+export!(AnthropicPolicy);

@@ -1,0 +1,573 @@
+//! The sessions server end to end: a real host on loopback, real sandboxes
+//! on Docker, SQLite and PostgreSQL, the scripted policy. Each test drives
+//! it the way the chat page does: REST to create, WebSocket to talk.
+
+use agenthost_tests::server::{is_status, stored, user_message, Db, TestHost};
+use futures_util::SinkExt;
+use serde_json::{json, Value};
+
+fn kinds(frames: &[&Value]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn seqs(frames: &[&Value]) -> Vec<i64> {
+    frames.iter().map(|f| f["seq"].as_i64().unwrap()).collect()
+}
+
+/// Reference sequence 1: create, connect, ask, watch tool calls with
+/// screenshots, replay after reconnecting. On both databases.
+async fn end_to_end(db: Db) {
+    let host = TestHost::start(db).await;
+    let alice = agenthost_tests::server::unique("alice");
+    let token = host.token(&alice).await;
+    let session = host.create_session(&token, json!({"title": "demo"})).await;
+    let id = session["id"].as_str().unwrap();
+    assert_eq!(session["policy"], "scripted-policy");
+    assert_eq!(session["status"], "idle");
+
+    // A client that never reads must not hold the session back.
+    let _stuck = host.ws(&token, id, 0).await;
+
+    let mut ws = host.ws(&token, id, 0).await;
+    let snapshot = ws.next().await.unwrap();
+    assert_eq!(snapshot["kind"], "snapshot");
+    assert_eq!(snapshot["session"]["id"], id);
+    ws.send(user_message(
+        "run `echo hello-from-sandbox` then take a screenshot",
+    ))
+    .await;
+    let frames = ws.until_status("idle").await;
+    let events = stored(&frames);
+    assert_eq!(seqs(&events), (1..=events.len() as i64).collect::<Vec<_>>());
+    assert_eq!(
+        kinds(&events),
+        [
+            "user_message",
+            "state_changed",
+            "assistant_message",
+            "tool_call",
+            "tool_result",
+            "assistant_message",
+            "tool_call",
+            "tool_result",
+            "assistant_message",
+            "state_changed"
+        ]
+    );
+    let bash = events[4];
+    assert_eq!(bash["payload"]["is_error"], false);
+    assert_eq!(
+        bash["payload"]["content"][0]["text"],
+        "hello-from-sandbox\n"
+    );
+    let shot = &events[7]["payload"]["content"][0];
+    assert_eq!(shot["type"], "image", "{shot}");
+    let sha = shot["sha256"].as_str().unwrap();
+
+    // The screenshot is stored once and served by reference.
+    let png = host
+        .http
+        .get(host.url(&format!("/api/v1/sessions/{id}/images/{sha}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(png.status(), 200);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let bytes = png.bytes().await.unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+
+    // Reconnecting with a cursor gives each later event exactly once.
+    let last = events.last().unwrap()["seq"].as_i64().unwrap();
+    let mut again = host.ws(&token, id, 4).await;
+    assert_eq!(again.next().await.unwrap()["kind"], "snapshot");
+    let mut replayed = Vec::new();
+    for _ in 5..=last {
+        replayed.push(again.next().await.unwrap());
+    }
+    let replayed: Vec<&Value> = replayed.iter().collect();
+    assert_eq!(seqs(&replayed), (5..=last).collect::<Vec<_>>());
+    for (a, b) in replayed.iter().zip(&events[4..]) {
+        assert_eq!(*a, *b, "replay equals the live stream");
+    }
+
+    // Both clients see the same live stream of a new turn.
+    ws.send(user_message("run `true`")).await;
+    let a = ws.until_status("idle").await;
+    let b = again.until_status("idle").await;
+    assert_eq!(stored(&a), stored(&b));
+
+    // The REST log agrees, paged by cursor.
+    let (status, page) = host
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{id}/events?after=0&limit=3"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["events"].as_array().unwrap().len(), 3);
+    assert_eq!(page["next_cursor"], 3);
+    assert_eq!(page["has_more"], true);
+    let (_, got) = host
+        .call("GET", &format!("/api/v1/sessions/{id}"), &token, None)
+        .await;
+    assert_eq!(got["title"], "demo");
+    assert_eq!(got["status"], "idle");
+    assert!(got["sandbox"].is_string());
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn end_to_end_on_sqlite() {
+    end_to_end(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn end_to_end_on_postgres() {
+    end_to_end(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_only_see_their_own_sessions() {
+    let host = TestHost::start(Db::Sqlite).await;
+    let alice = host.token("alice").await;
+    let bob = host.token("bob").await;
+    let session = host.create_session(&alice, json!({})).await;
+    let id = session["id"].as_str().unwrap();
+    for (method, path, body) in [
+        ("GET", format!("/api/v1/sessions/{id}"), None),
+        ("GET", format!("/api/v1/sessions/{id}/events"), None),
+        (
+            "POST",
+            format!("/api/v1/sessions/{id}/messages"),
+            Some(json!({"text": "run `id`"})),
+        ),
+        ("POST", format!("/api/v1/sessions/{id}/cancel"), None),
+        (
+            "PUT",
+            format!("/api/v1/sessions/{id}/policy"),
+            Some(json!({"policy": "scripted-policy"})),
+        ),
+        ("DELETE", format!("/api/v1/sessions/{id}"), None),
+    ] {
+        let (status, body) = host.call(method, &path, &bob, body).await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+    let (_, list) = host.call("GET", "/api/v1/sessions", &bob, None).await;
+    assert_eq!(list["sessions"], json!([]));
+    let (_, list) = host.call("GET", "/api/v1/sessions", &alice, None).await;
+    assert_eq!(list["sessions"][0]["id"], id);
+
+    // The WebSocket checks too, before upgrading.
+    let url = format!("ws://{}/api/v1/sessions/{id}/ws", host.server().addr);
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        url.as_str(),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {bob}").parse().unwrap());
+    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+
+    // Missing, unknown and expired tokens.
+    let res = host
+        .http
+        .get(host.url("/api/v1/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, _) = host.call("GET", "/api/v1/sessions", "aht_nope", None).await;
+    assert_eq!(status, 401);
+    let expired = host
+        .server()
+        .state()
+        .store
+        .create_token("alice", "old", Some(1), false)
+        .await
+        .unwrap();
+    let (status, body) = host.call("GET", "/api/v1/sessions", &expired, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+
+    // A browser authenticates in its first message; a wrong token is told so.
+    let url = format!("ws://{}/api/v1/sessions/{id}/ws", host.server().addr);
+    let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let mut ws = agenthost_tests::server::Ws { socket };
+    ws.send(json!({"type": "auth", "token": "aht_wrong"})).await;
+    let frame = ws.next().await.unwrap();
+    assert_eq!(frame["payload"]["code"], "unauthorized");
+    let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let mut ws = agenthost_tests::server::Ws { socket };
+    ws.send(json!({"type": "auth", "token": alice})).await;
+    assert_eq!(ws.next().await.unwrap()["kind"], "snapshot");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_clear_errors_and_loses_nothing() {
+    let host = TestHost::start(Db::Sqlite).await;
+    let token = host.token("carol").await;
+    let session = host.create_session(&token, json!({})).await;
+    let id = session["id"].as_str().unwrap();
+    let mut ws = host.ws(&token, id, 0).await;
+    ws.next().await.unwrap();
+    ws.send(user_message("run `echo kept`")).await;
+    let before = stored(&ws.until_status("idle").await).len();
+
+    let post = |body: &'static str| {
+        host.http
+            .post(host.url(&format!("/api/v1/sessions/{id}/messages")))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let res = post("{not json").send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_json"
+    );
+    let res = post(r#"{"text": "hi", "extra": 1}"#).send().await.unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_body"
+    );
+
+    let huge = "x".repeat(100 << 10);
+    let (status, body) = host
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{id}/messages"),
+            &token,
+            Some(json!({"text": huge})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("message_too_large"))
+    );
+    let (status, body) = host
+        .call(
+            "PUT",
+            &format!("/api/v1/sessions/{id}/policy"),
+            &token,
+            Some(json!({"policy": "no-such-policy"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("unknown_policy"))
+    );
+    let (status, body) = host
+        .call(
+            "PUT",
+            &format!("/api/v1/sessions/{id}/policy"),
+            &token,
+            Some(json!({"policy": "bash"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("not_a_policy"))
+    );
+    let (status, body) = host
+        .call("GET", "/api/v1/sessions/ses_unknown", &token, None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, body) = host.call("GET", "/api/v1/nowhere", &token, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, body) = host
+        .call("GET", "/api/v1/sessions?limit=0", &token, None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let (status, body) = host
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{id}/pause"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("invalid_state"))
+    );
+
+    // Over the WebSocket: not JSON, an unknown type, a bad field.
+    for (raw, code) in [
+        ("hello", "invalid_message"),
+        (r#"{"type": "dance"}"#, "invalid_message"),
+        (
+            r#"{"type": "user_message", "txt": "typo"}"#,
+            "invalid_message",
+        ),
+    ] {
+        ws.socket
+            .send(tokio_tungstenite::tungstenite::Message::Text(raw.into()))
+            .await
+            .unwrap();
+        let frame = ws.next().await.unwrap();
+        assert_eq!(frame["kind"], "error", "{raw}");
+        assert_eq!(frame["payload"]["code"], code, "{raw}");
+        assert!(frame.get("seq").is_none(), "a protocol error is not stored");
+    }
+    ws.send(json!({"type": "ping"})).await;
+    assert_eq!(ws.next().await.unwrap()["kind"], "pong");
+
+    // Finish the session; a message to it is refused.
+    ws.send(user_message("done")).await;
+    ws.until_status("finished").await;
+    let (status, body) = host
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{id}/messages"),
+            &token,
+            Some(json!({"text": "more"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("session_finished"))
+    );
+
+    // Nothing stored was lost or added by the bad input.
+    let (_, page) = host
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{id}/events?limit=1000"),
+            &token,
+            None,
+        )
+        .await;
+    let all = page["events"].as_array().unwrap();
+    let kinds: Vec<&str> = all.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    // "done": the message, running, the closing text, finished.
+    assert_eq!(all.len(), before + 4, "{kinds:?}");
+    assert!(!kinds.contains(&"error"), "{kinds:?}");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_stops_a_running_tool_and_the_session_carries_on() {
+    let host = TestHost::start(Db::Sqlite).await;
+    let token = host.token("dave").await;
+    let session = host.create_session(&token, json!({})).await;
+    let id = session["id"].as_str().unwrap();
+    let mut ws = host.ws(&token, id, 0).await;
+    ws.next().await.unwrap();
+    ws.send(user_message("run `sleep 600`")).await;
+    ws.until(|f| f["kind"] == "tool_call").await;
+    ws.send(json!({"type": "cancel"})).await;
+    let frames = ws.until_status("idle").await;
+    let events = stored(&frames);
+    let result = events
+        .iter()
+        .find(|e| e["kind"] == "tool_result")
+        .expect("the open call is closed");
+    assert_eq!(result["payload"]["is_error"], true);
+    assert_eq!(
+        result["payload"]["content"][0]["text"],
+        "cancelled by the user"
+    );
+    assert_eq!(events.last().unwrap()["payload"]["reason"], "cancelled");
+
+    ws.send(user_message("run `echo after`")).await;
+    let frames = ws.until_status("idle").await;
+    let result = stored(&frames)
+        .into_iter()
+        .find(|e| e["kind"] == "tool_result")
+        .unwrap()
+        .clone();
+    assert_eq!(result["payload"]["content"][0]["text"], "after\n");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_mid_session_brings_it_back_paused_with_its_history() {
+    let mut host = TestHost::start(Db::Postgres).await;
+    let token = host.token(&agenthost_tests::server::unique("erin")).await;
+    let session = host.create_session(&token, json!({})).await;
+    let id = session["id"].as_str().unwrap().to_string();
+    let mut ws = host.ws(&token, &id, 0).await;
+    ws.next().await.unwrap();
+    ws.send(user_message("run `echo one` then run `sleep 600`"))
+        .await;
+    ws.until(|f| {
+        f["kind"] == "tool_call" && f["payload"]["input"].as_str().unwrap().contains("sleep")
+    })
+    .await;
+
+    host.restart().await;
+    // The old socket is closed by the stop.
+    while ws.next().await.is_some() {}
+
+    let (_, got) = host
+        .call("GET", &format!("/api/v1/sessions/{id}"), &token, None)
+        .await;
+    assert_eq!(got["status"], "paused", "{got}");
+    let mut ws = host.ws(&token, &id, 0).await;
+    assert_eq!(ws.next().await.unwrap()["session"]["status"], "paused");
+    let frames = ws.until(|f| is_status(f, "paused")).await;
+    let events = stored(&frames);
+    assert_eq!(seqs(&events), (1..=events.len() as i64).collect::<Vec<_>>());
+    let results: Vec<&&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .collect();
+    assert_eq!(results[0]["payload"]["content"][0]["text"], "one\n");
+    assert_eq!(
+        results[1]["payload"]["content"][0]["text"],
+        "interrupted: the host restarted"
+    );
+    assert_eq!(
+        events.last().unwrap()["payload"]["reason"],
+        "host restarted"
+    );
+
+    // Resumable without anyone editing state: the policy sees the interrupted step.
+    ws.send(json!({"type": "resume"})).await;
+    let frames = ws.until(|f| is_status(f, "idle")).await;
+    let reply = stored(&frames)
+        .into_iter()
+        .find(|e| e["kind"] == "assistant_message")
+        .unwrap()
+        .clone();
+    assert!(
+        reply["payload"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{reply}"
+    );
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hot_swap_mid_session_takes_effect_at_the_next_step() {
+    let host = TestHost::start(Db::Sqlite).await;
+    let admin = host.admin_token("ops").await;
+    let token = host.token("frank").await;
+
+    // A second policy: the scripted one under another name, uploaded.
+    let (bytes, _) = agenthost_tests::component("scripted-policy");
+    let manifest = "name = \"scripted-b\"\nversion = \"0.2.0\"\nkind = \"policy\"\ndescription = \"b\"\ncapabilities = []\n";
+    let form = reqwest::multipart::Form::new()
+        .part("component", reqwest::multipart::Part::bytes(bytes.clone()))
+        .text("manifest", manifest);
+    let res = host
+        .http
+        .post(host.url("/api/v1/plugins"))
+        .bearer_auth(&admin)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+
+    // An upload that fails validation changes nothing; a user may not upload.
+    let (_, before) = host.call("GET", "/api/v1/policies", &token, None).await;
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(b"not wasm".to_vec()),
+        )
+        .text("manifest", manifest.replace("0.2.0", "0.3.0"));
+    let res = host
+        .http
+        .post(host.url("/api/v1/plugins"))
+        .bearer_auth(&admin)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"]["code"],
+        "not_wasm"
+    );
+    let (_, after) = host.call("GET", "/api/v1/policies", &token, None).await;
+    assert_eq!(before, after);
+    let form =
+        reqwest::multipart::Form::new().part("component", reqwest::multipart::Part::bytes(bytes));
+    let res = host
+        .http
+        .post(host.url("/api/v1/plugins"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    let session = host.create_session(&token, json!({})).await;
+    let id = session["id"].as_str().unwrap();
+    let mut ws = host.ws(&token, id, 0).await;
+    ws.next().await.unwrap();
+    ws.send(user_message("run `sleep 1` then run `echo two`"))
+        .await;
+    ws.until(|f| f["kind"] == "tool_call").await;
+    ws.send(json!({"type": "switch_policy", "policy": "scripted-b"}))
+        .await;
+    let frames = ws.until_status("idle").await;
+    let events = stored(&frames);
+    let k = kinds(&events);
+    let switched = k
+        .iter()
+        .position(|k| k == "policy_switched")
+        .expect("switch recorded");
+    let second_call = k.iter().rposition(|k| k == "tool_call").unwrap();
+    assert!(
+        switched < second_call,
+        "switch happens before the next step: {k:?}"
+    );
+    assert_eq!(events[switched]["payload"]["from"], "scripted-policy");
+    assert_eq!(events[switched]["payload"]["to"], "scripted-b");
+    assert_eq!(events[switched]["payload"]["version"], "0.2.0");
+    assert_eq!(
+        k.iter().filter(|k| *k == "tool_result").count(),
+        2,
+        "no step lost or repeated: {k:?}"
+    );
+    let (_, got) = host
+        .call("GET", &format!("/api/v1/sessions/{id}"), &token, None)
+        .await;
+    assert_eq!(got["policy"], "scripted-b");
+
+    // While idle, a switch applies at once.
+    let (status, got) = host
+        .call(
+            "PUT",
+            &format!("/api/v1/sessions/{id}/policy"),
+            &token,
+            Some(json!({"policy": "scripted-policy"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(got["policy"], "scripted-policy");
+    host.stop().await;
+}
