@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Sets up, builds, and installs the first-party plugins into the data
-# directory with the grants each needs.
+# Starts the product: sets up the machine (Docker, the sandbox image,
+# PostgreSQL for tests), builds the host and every plugin, installs the
+# first-party plugins with the grants each needs, makes an operator token
+# on first run, and runs the server in the foreground (Ctrl-C stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -8,14 +10,25 @@ scripts/build-plugins.sh
 . scripts/lib.sh
 step "cargo build --release (agenthost)"
 cargo build --quiet --release --locked -p agenthost
-bin=target/release/agenthost
-step "installing first-party plugins"
-"$bin" plugin install "$DIST_DIR/computer.wasm" --grant computer
-"$bin" plugin install "$DIST_DIR/bash.wasm" --grant shell
-"$bin" plugin install "$DIST_DIR/editor.wasm" --grant files
-"$bin" plugin install "$DIST_DIR/scripted-policy.wasm"
-"$bin" plugin install "$DIST_DIR/text-stats.wasm"
-"$bin" plugin install "$DIST_DIR/convert-case.wasm"
+bin="${CARGO_TARGET_DIR:-target}/release/agenthost"
+data_dir=${AGENTHOST_DATA_DIR:-$HOME/.local/share/agenthost}
+export AGENTHOST_DATA_DIR=$data_dir
+
+step "installing first-party plugins into $data_dir"
+"$bin" plugin install "$DIST_DIR/computer.wasm" --grant computer >/dev/null
+"$bin" plugin install "$DIST_DIR/bash.wasm" --grant shell >/dev/null
+"$bin" plugin install "$DIST_DIR/editor.wasm" --grant files >/dev/null
+"$bin" plugin install "$DIST_DIR/scripted-policy.wasm" >/dev/null
+"$bin" plugin install "$DIST_DIR/anthropic-policy.wasm" --grant llm >/dev/null
+"$bin" plugin install "$DIST_DIR/openai-policy.wasm" --grant llm >/dev/null
+
+token_file="$data_dir/operator-token"
+if [ ! -s "$token_file" ]; then
+  step "creating an operator token (kept in $token_file)"
+  (umask 077 && "$bin" token create --user operator --name start.sh --admin >"$token_file")
+fi
 echo
-echo "Plugins are installed. Try one:"
-echo "  $bin plugin invoke $DIST_DIR/text-stats.wasm text_stats '{\"text\": \"hello world\"}'"
+echo "Token for the API and the chat page: $(cat "$token_file")"
+echo "Without ANTHROPIC_API_KEY or OPENAI_BASE_URL, sessions use the offline scripted policy."
+echo
+exec "$bin" serve

@@ -571,3 +571,151 @@ async fn hot_swap_mid_session_takes_effect_at_the_next_step() {
     assert_eq!(got["policy"], "scripted-policy");
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_manage_plugins_and_grants_take_effect() {
+    let host = TestHost::start(Db::Sqlite).await;
+    let admin = host.admin_token("ops").await;
+    let token = host.token("judy").await;
+    let (status, list) = host.call("GET", "/api/v1/plugins", &token, None).await;
+    assert_eq!(status, 200);
+    let bash = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "bash")
+        .unwrap();
+    assert_eq!(bash["granted"], json!(["shell"]));
+
+    // Revoking the shell grant denies the next call, with a message that
+    // says which grant is missing; granting it back restores it.
+    let (status, _) = host
+        .call(
+            "POST",
+            "/api/v1/plugins/bash/grants",
+            &token,
+            Some(json!({"revoke": ["shell"]})),
+        )
+        .await;
+    assert_eq!(status, 403, "users cannot change grants");
+    let (status, bash) = host
+        .call(
+            "POST",
+            "/api/v1/plugins/bash/grants",
+            &admin,
+            Some(json!({"revoke": ["shell"]})),
+        )
+        .await;
+    assert_eq!((status, bash["granted"].clone()), (200, json!([])));
+    let session = host.create_session(&token, json!({})).await;
+    let id = session["id"].as_str().unwrap();
+    let mut ws = host.ws(&token, id, 0).await;
+    ws.next().await.unwrap();
+    ws.send(user_message("run `echo no`")).await;
+    let frames = ws.until_status("idle").await;
+    let result = stored(&frames)
+        .into_iter()
+        .find(|e| e["kind"] == "tool_result")
+        .unwrap()
+        .clone();
+    assert_eq!(result["payload"]["is_error"], true);
+    assert!(
+        result["payload"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("shell"),
+        "{result}"
+    );
+    let (status, _) = host
+        .call(
+            "POST",
+            "/api/v1/plugins/bash/grants",
+            &admin,
+            Some(json!({"grant": ["shell"], "revoke": ["warp-drive"]})),
+        )
+        .await;
+    assert_eq!(status, 422, "an unknown capability changes nothing");
+    host.call(
+        "POST",
+        "/api/v1/plugins/bash/grants",
+        &admin,
+        Some(json!({"grant": ["shell"]})),
+    )
+    .await;
+    ws.send(user_message("run `echo yes`")).await;
+    let frames = ws.until_status("idle").await;
+    let result = stored(&frames)
+        .into_iter()
+        .find(|e| e["kind"] == "tool_result")
+        .unwrap()
+        .clone();
+    assert_eq!(result["payload"]["content"][0]["text"], "yes\n");
+
+    // Policies, rollback with nothing to roll back to, removal.
+    let (_, policies) = host.call("GET", "/api/v1/policies", &token, None).await;
+    assert_eq!(policies["default"], "scripted-policy");
+    let names: Vec<&str> = policies["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"anthropic-policy") && names.contains(&"openai-policy"),
+        "{names:?}"
+    );
+    let (status, body) = host
+        .call("POST", "/api/v1/plugins/bash/rollback", &admin, None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("no_previous_version"))
+    );
+    let (status, _) = host
+        .call("DELETE", "/api/v1/plugins/openai-policy", &token, None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = host
+        .call("DELETE", "/api/v1/plugins/openai-policy", &admin, None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = host
+        .call("GET", "/api/v1/plugins/openai-policy", &token, None)
+        .await;
+    assert_eq!(status, 404);
+
+    // The API describes itself.
+    let doc: Value = host
+        .http
+        .get(host.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/v1/sessions",
+        "/api/v1/sessions/{id}/ws",
+        "/api/v1/sessions/{id}/events",
+        "/api/v1/plugins/{name}/grants",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
+    let pool = host.server().state().pool.clone().expect("Docker is up");
+    pool.wait_warm(1, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let ready = host.http.get(host.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(
+        (
+            ready["store"]["ok"].as_bool(),
+            ready["docker"]["ok"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    host.stop().await;
+}
