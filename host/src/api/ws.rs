@@ -71,6 +71,9 @@ pub async fn upgrade(
     };
     Ok(ws
         .max_message_size(1 << 20)
+        // Client messages are small; tungstenite's 128 KiB default read
+        // buffer per socket would dominate the memory of many viewers.
+        .read_buffer_size(8 << 10)
         .on_upgrade(move |socket| async move {
             let (mut sink, mut stream) = socket.split();
             let user = match user {
