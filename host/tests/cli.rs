@@ -280,3 +280,56 @@ fn invoke_with_a_sandbox_runs_on_a_real_desktop() {
     let saved: Vec<_> = std::fs::read_dir(&images).unwrap().collect();
     assert_eq!(saved.len(), 1);
 }
+
+#[test]
+fn token_create_prints_a_token_once_and_stores_its_hash() {
+    let data = tempfile::tempdir().unwrap();
+    let out = agenthost(
+        data.path(),
+        &["token", "create", "--user", "alice", "--admin"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_string();
+    assert!(token.starts_with("aht_") && token.len() > 40, "{token}");
+    let db = std::fs::read(data.path().join("agenthost.db")).unwrap();
+    let wal = std::fs::read(data.path().join("agenthost.db-wal")).unwrap_or_default();
+    let needle = token.as_bytes();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the token itself is never stored"
+        );
+    }
+}
+
+#[test]
+fn serve_rejects_a_bad_config_file_clearly() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\n[agent]\nmax_stepz = 3\n",
+    )
+    .unwrap();
+    let out = agenthost(
+        data.path(),
+        &["serve", "--config", config.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("config.toml") && err.contains("max_stepz"),
+        "{err}"
+    );
+
+    let out = agenthost(
+        data.path(),
+        &["serve", "--config", "/nonexistent/agenthost.toml"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot read config file"),
+        "{}",
+        stderr(&out)
+    );
+}

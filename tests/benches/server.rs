@@ -38,10 +38,17 @@ async fn serve_child(data_dir: &str, warm: usize) {
     let server = Server::start(config, &dir).await.unwrap();
     if let Some(pool) = server.state().pool.clone() {
         if warm > 0 {
-            pool.wait_warm(warm, Duration::from_secs(120)).await.unwrap();
+            pool.wait_warm(warm, Duration::from_secs(120))
+                .await
+                .unwrap();
         }
     }
-    let token = server.state().store.create_token("bench", "bench", None, false).await.unwrap();
+    let token = server
+        .state()
+        .store
+        .create_token("bench", "bench", None, false)
+        .await
+        .unwrap();
     println!("READY {} {token}", server.addr);
     tokio::task::spawn_blocking(|| {
         let mut line = String::new();
@@ -61,7 +68,10 @@ struct HostProcess {
 impl HostProcess {
     fn start(data_dir: &std::path::Path, warm: usize) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .env("AGENTHOST_BENCH_SERVE", format!("{}|{warm}", data_dir.display()))
+            .env(
+                "AGENTHOST_BENCH_SERVE",
+                format!("{}|{warm}", data_dir.display()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -71,7 +81,11 @@ impl HostProcess {
             let line = lines.next().expect("child prints READY").unwrap();
             if let Some(rest) = line.strip_prefix("READY ") {
                 let (addr, token) = rest.split_once(' ').unwrap();
-                return Self { child, addr: addr.into(), token: token.into() };
+                return Self {
+                    child,
+                    addr: addr.into(),
+                    token: token.into(),
+                };
             }
         }
     }
@@ -95,7 +109,8 @@ async fn ws(addr: &str, token: &str, session: &str, after: i64) -> Ws {
     let mut req = format!("ws://{addr}/api/v1/sessions/{session}/ws?after={after}")
         .into_client_request()
         .unwrap();
-    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     Ws { socket }
 }
@@ -124,7 +139,9 @@ async fn create_to_first_event(child: &HostProcess, http: &reqwest::Client) -> V
         let first = socket.until(|f| f["seq"].is_i64()).await;
         times.push(started.elapsed());
         assert_eq!(first.last().unwrap()["kind"], "user_message");
-        socket.until(|f| f["kind"] == "state_changed" && f["payload"]["status"] == "idle").await;
+        socket
+            .until(|f| f["kind"] == "state_changed" && f["payload"]["status"] == "idle")
+            .await;
         // Give the sandbox back so the pool refills before the next round.
         http.delete(format!("http://{}/api/v1/sessions/{id}", child.addr))
             .bearer_auth(&child.token)
@@ -133,7 +150,11 @@ async fn create_to_first_event(child: &HostProcess, http: &reqwest::Client) -> V
             .unwrap();
         // Wait for the refill via readiness, not a fixed sleep.
         loop {
-            let ready = http.get(format!("http://{}/readyz", child.addr)).send().await.unwrap();
+            let ready = http
+                .get(format!("http://{}/readyz", child.addr))
+                .send()
+                .await
+                .unwrap();
             if ready.status() == 200 {
                 break;
             }
@@ -145,7 +166,11 @@ async fn create_to_first_event(child: &HostProcess, http: &reqwest::Client) -> V
 }
 
 /// Posts `ROUNDS` messages; returns each client's delivery latency of each.
-async fn fan_out(child: &HostProcess, http: &reqwest::Client, clients: usize) -> (Vec<Duration>, u64, u64) {
+async fn fan_out(
+    child: &HostProcess,
+    http: &reqwest::Client,
+    clients: usize,
+) -> (Vec<Duration>, u64, u64) {
     let session: Value = http
         .post(format!("http://{}/api/v1/sessions", child.addr))
         .bearer_auth(&child.token)
@@ -186,7 +211,10 @@ async fn fan_out(child: &HostProcess, http: &reqwest::Client, clients: usize) ->
     for i in 0..ROUNDS {
         sent_at.lock().unwrap().push(Instant::now());
         let res = http
-            .post(format!("http://{}/api/v1/sessions/{id}/messages", child.addr))
+            .post(format!(
+                "http://{}/api/v1/sessions/{id}/messages",
+                child.addr
+            ))
             .bearer_auth(&child.token)
             .json(&json!({"text": format!("hello {i}")}))
             .send()
