@@ -719,3 +719,35 @@ async fn operators_manage_plugins_and_grants_take_effect() {
     );
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_step_limit_pauses_and_resume_continues() {
+    let host = TestHost::start_with(Db::Sqlite, |c| c.agent.max_steps = 2).await;
+    let token = host.token("kim").await;
+    let session = host.create_session(&token, json!({})).await;
+    let id = session["id"].as_str().unwrap();
+    let mut ws = host.ws(&token, id, 0).await;
+    ws.next().await.unwrap();
+    ws.send(user_message(
+        "run `echo 1` then run `echo 2` then run `echo 3`",
+    ))
+    .await;
+    let frames = ws.until_status("paused").await;
+    let events = stored(&frames);
+    let error = events.iter().find(|e| e["kind"] == "error").unwrap();
+    assert_eq!(error["payload"]["code"], "step_limit");
+    assert_eq!(
+        events.iter().filter(|e| e["kind"] == "tool_result").count(),
+        2
+    );
+
+    ws.send(json!({"type": "resume"})).await;
+    let frames = ws.until_status("idle").await;
+    let results: Vec<&Value> = stored(&frames)
+        .into_iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .collect();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["payload"]["content"][0]["text"], "3\n");
+    host.stop().await;
+}

@@ -76,17 +76,20 @@ impl HostProcess {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        loop {
-            let line = lines.next().expect("child prints READY").unwrap();
-            if let Some(rest) = line.strip_prefix("READY ") {
-                let (addr, token) = rest.split_once(' ').unwrap();
-                return Self {
-                    child,
-                    addr: addr.into(),
-                    token: token.into(),
-                };
-            }
+        let stdout = child.stdout.take().expect("piped stdout");
+        let ready = BufReader::new(stdout)
+            .lines()
+            .find_map(|l| l.ok()?.strip_prefix("READY ").map(str::to_string));
+        let Some(ready) = ready else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the host process exited before it was ready");
+        };
+        let (addr, token) = ready.split_once(' ').expect("READY addr token");
+        Self {
+            addr: addr.into(),
+            token: token.into(),
+            child,
         }
     }
 

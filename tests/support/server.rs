@@ -80,8 +80,10 @@ pub struct TestHost {
 impl TestHost {
     /// A config for a test: loopback, an owner of its own, a fresh database.
     pub fn config(db: Db, data_dir: &Path) -> ServeConfig {
-        let mut config = ServeConfig::default();
-        config.listen = "127.0.0.1:0".parse().unwrap();
+        let mut config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        };
         config.sandbox.owner = unique("test-server");
         config.sandbox.warm = 1;
         config.sandbox.max_running = 4;

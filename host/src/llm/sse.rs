@@ -63,6 +63,9 @@ where
             let mut event = SseEvent::default();
             let mut has_data = false;
             for line in text.lines() {
+                // The separator search splits `\r\n\r\n` after the first
+                // `\r`, which would stay on the last line.
+                let line = line.strip_suffix('\r').unwrap_or(line);
                 let (field, value) = match line.split_once(':') {
                     Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
                     None => (line, ""),
