@@ -1,6 +1,8 @@
 # Shared by the scripts in this folder.
 # shellcheck shell=bash
 COMPONENTIZE_PY_VERSION=0.25.1
+PLAYWRIGHT_VERSION=1.65.2
+PYTEST_VERSION=9.2.0
 # Tools we install live outside the checkout so a fresh clone reuses them.
 TOOLS_DIR=${AGENTHOST_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agenthost-tools}
 DIST_DIR=${AGENTHOST_PLUGINS_DIR:-$PWD/dist/plugins}

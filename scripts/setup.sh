@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a Debian machine, idempotently:
 # the wasm32-wasip2 Rust target, componentize-py (Python components), the
-# JS example's npm packages (componentize-js), Docker (started if it is not
-# running) and the sandbox image. Safe to run repeatedly.
+# JS example's npm packages (componentize-js), the chat page's npm packages
+# (built into web/dist), Docker (started if it is not running), the sandbox
+# image, PostgreSQL, and Chromium with Playwright for the page's tests. Safe
+# to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -47,6 +49,20 @@ if [ ! -d plugins/examples/js-tool/node_modules/@bytecodealliance/componentize-j
   step "npm install (componentize-js, locked versions)"
   (cd plugins/examples/js-tool && npm install --no-save --no-audit --no-fund --loglevel=error)
 fi
+# The chat page: locked npm packages, assembled into web/dist.
+if [ ! -d web/node_modules/@novnc/novnc ] || [ ! -d web/node_modules/esbuild ]; then
+  step "npm ci (chat page: noVNC, marked, DOMPurify, esbuild)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+fi
+(cd web && npm run --silent build >/dev/null)
+
+# Headless Chromium from Debian, driven by Playwright from PyPI in the page's tests.
+command -v chromium >/dev/null || apt_install chromium
+if ! "$TOOLS_DIR/venv/bin/python" -c "import playwright, pytest" 2>/dev/null; then
+  step "playwright and pytest into $TOOLS_DIR/venv"
+  "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION" "pytest==$PYTEST_VERSION"
+fi
+
 # Docker: the engine from Debian's packages, started if it is not running.
 command -v dockerd >/dev/null || apt_install docker.io
 command -v debootstrap >/dev/null || apt_install debootstrap

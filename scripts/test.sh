@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: sets up what is missing, builds the plugins, runs
-# every test. A missing tool or service is a failure, never a skip.
+# every Rust test, then the chat page's tests in headless Chromium. A
+# missing tool or service is a failure, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build-plugins.sh
-step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+. scripts/lib.sh
 step "cargo test --workspace"
 cargo test --workspace --locked
+step "chat page in headless Chromium (tests/ui; screenshots in ${CARGO_TARGET_DIR:-target}/ui-test-output)"
+cargo build --quiet --locked -p agenthost
+"$TOOLS_DIR/venv/bin/python" -m pytest tests/ui -q -p no:cacheprovider

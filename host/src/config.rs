@@ -42,6 +42,10 @@ pub struct ServeConfig {
     /// anthropic-policy (with an Anthropic key), openai-policy (with an
     /// OpenAI-compatible endpoint), scripted-policy.
     pub default_policy: Option<String>,
+    /// The chat page's built assets (`web/dist`, made by `npm run build` in
+    /// `web/`, which setup runs); default: `web/dist` under the working
+    /// directory if it exists.
+    pub web_dir: Option<PathBuf>,
     /// Largest request body (plugin uploads included), in bytes.
     pub max_body_bytes: usize,
     pub sandbox: SandboxSection,
@@ -59,6 +63,7 @@ impl Default for ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: None,
             default_policy: None,
+            web_dir: None,
             max_body_bytes: 64 << 20,
             sandbox: SandboxSection::default(),
             agent: AgentConfig::default(),
@@ -163,6 +168,7 @@ pub struct Overrides {
     pub anthropic_base_url: Option<String>,
     pub openai_api_key: Option<String>,
     pub openai_base_url: Option<String>,
+    pub web_dir: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -195,6 +201,9 @@ impl ServeConfig {
         }
         if let Some(v) = o.default_policy {
             self.default_policy = Some(v);
+        }
+        if let Some(v) = o.web_dir {
+            self.web_dir = Some(v);
         }
         if let Some(v) = o.sandbox_image {
             self.sandbox.image = v;
@@ -237,6 +246,13 @@ impl ServeConfig {
             return Err(ConfigError::Invalid("agent.max_steps must be > 0".into()));
         }
         Ok(())
+    }
+
+    pub fn web_dir(&self) -> Option<PathBuf> {
+        self.web_dir.clone().or_else(|| {
+            let default = PathBuf::from("web/dist");
+            default.join("index.html").is_file().then_some(default)
+        })
     }
 
     pub fn database_url(&self, data_dir: &Path) -> String {

@@ -96,6 +96,9 @@ impl From<SessionError> for ApiError {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "message_too_large", message)
             }
             SessionError::EmptyMessage => Self::bad_request("empty_message", message),
+            SessionError::NoSandbox(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "no_sandbox", message)
+            }
             SessionError::Stopped => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "session_stopped", message)
             }

@@ -5,6 +5,7 @@
 mod auth;
 mod error;
 mod health;
+mod live;
 mod plugins;
 mod sessions;
 mod ws;
@@ -38,21 +39,59 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub sessions: Arc<Sessions>,
     pub pool: Option<Arc<WarmPool>>,
+    pub tickets: live::Tickets,
 }
 
 const OPENAPI: &str = include_str!("openapi.json");
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// The chat page: static files from the built assets, with a strict
+/// content security policy (everything from this origin, nothing inline).
+fn web(dir: Option<&Path>) -> Router<AppState> {
+    use axum::http::HeaderValue;
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let Some(dir) = dir else {
+        return Router::new()
+            .route("/", get(page_missing))
+            .fallback(not_found);
+    };
+    let csp = HeaderValue::from_static(
+        "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; \
+         style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'",
+    );
+    Router::new()
+        .fallback_service(tower_http::services::ServeDir::new(dir))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            csp,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+}
+
+async fn page_missing() -> impl IntoResponse {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "The chat page is not built: run scripts/setup.sh (or `npm run build` in web/), \
+         then start the host with --web-dir web/dist. The API is up under /api/v1.\n",
+    )
+}
+
+pub fn router(state: AppState, max_body_bytes: usize, web_dir: Option<&Path>) -> Router {
     let api = Router::new()
         .merge(sessions::router())
         .merge(plugins::router())
+        .merge(live::router())
         .route("/me", get(me))
-        .route("/openapi.json", get(openapi));
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
-        .fallback(not_found)
+        .merge(web(web_dir))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
@@ -162,6 +201,7 @@ impl Server {
             registry,
             sessions,
             pool,
+            tickets: live::Tickets::default(),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -173,7 +213,11 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let app = router(state.clone(), config.max_body_bytes);
+        let web_dir = config.web_dir();
+        if web_dir.is_none() {
+            tracing::warn!("the chat page is not built (web/dist); serving the API only");
+        }
+        let app = router(state.clone(), config.max_body_bytes, web_dir.as_deref());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let server = axum::serve(listener, app).with_graceful_shutdown(async {

@@ -36,6 +36,8 @@ pub struct SessionView {
     session: Session,
     pending_policy: Option<String>,
     sandbox: Option<String>,
+    /// The person has the desktop (see takeover).
+    user_control: bool,
 }
 
 pub fn view(mut session: Session, handle: Option<&SessionHandle>) -> SessionView {
@@ -47,6 +49,7 @@ pub fn view(mut session: Session, handle: Option<&SessionHandle>) -> SessionView
     SessionView {
         session,
         pending_policy: live.as_ref().and_then(|l| l.pending_policy.clone()),
+        user_control: live.as_ref().is_some_and(|l| l.user_control),
         sandbox: live.and_then(|l| l.sandbox),
     }
 }

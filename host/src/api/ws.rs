@@ -47,6 +47,8 @@ enum ClientMessage {
     Resume,
     Cancel,
     SwitchPolicy { policy: String },
+    TakeOver,
+    HandBack,
     Ping,
 }
 
@@ -278,6 +280,8 @@ async fn client_message(handle: &SessionHandle, sink: &mut Sink, text: &str) -> 
         ClientMessage::Resume => handle.resume().await,
         ClientMessage::Cancel => handle.cancel().await,
         ClientMessage::SwitchPolicy { policy } => handle.switch_policy(policy).await,
+        ClientMessage::TakeOver => handle.take_over().await,
+        ClientMessage::HandBack => handle.hand_back().await,
     };
     match result {
         Ok(()) => Ok(()),

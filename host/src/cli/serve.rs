@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// An OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1.
     #[arg(long, env = "OPENAI_BASE_URL")]
     openai_base_url: Option<String>,
+    /// The chat page's built assets [default: web/dist if present].
+    #[arg(long, env = "AGENTHOST_WEB_DIR")]
+    web_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -94,6 +97,7 @@ pub async fn serve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<()> {
         anthropic_base_url: args.anthropic_base_url,
         openai_api_key: args.openai_api_key,
         openai_base_url: args.openai_base_url,
+        web_dir: args.web_dir,
     })?;
     let server = Server::start(config, data_dir).await?;
     println!("agenthost listening on http://{}", server.addr);

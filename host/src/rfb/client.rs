@@ -75,6 +75,86 @@ async fn read_reason(stream: &mut TcpStream) -> String {
     }
 }
 
+/// What the server says after authentication (ServerInit).
+#[derive(Debug, Clone)]
+pub struct ServerInit {
+    pub width: u16,
+    pub height: u16,
+    pub pixel_format: [u8; 16],
+    pub name: Vec<u8>,
+}
+
+/// Connects, negotiates RFB 3.8, authenticates (VNC auth with a password,
+/// else None) and sends a shared ClientInit. Used by our client and by the
+/// browser bridge, which then speaks to the browser on the host's behalf.
+pub async fn connect_authenticated(
+    addr: SocketAddr,
+    password: Option<&str>,
+) -> Result<(TcpStream, ServerInit), RfbError> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+
+    let mut version = [0u8; 12];
+    stream.read_exact(&mut version).await?;
+    if !version.starts_with(b"RFB 003.") {
+        return Err(protocol(format!(
+            "not an RFB server (greeting {:?})",
+            String::from_utf8_lossy(&version)
+        )));
+    }
+    stream.write_all(b"RFB 003.008\n").await?;
+
+    let count = stream.read_u8().await?;
+    if count == 0 {
+        return Err(RfbError::Auth(read_reason(&mut stream).await));
+    }
+    let mut types = vec![0u8; count as usize];
+    stream.read_exact(&mut types).await?;
+    let chosen = match password {
+        Some(_) if types.contains(&2) => 2,
+        _ if types.contains(&1) => 1,
+        _ => {
+            return Err(RfbError::Auth(format!(
+                "no supported security type among {types:?}"
+            )))
+        }
+    };
+    stream.write_u8(chosen).await?;
+    if chosen == 2 {
+        let mut challenge = [0u8; 16];
+        stream.read_exact(&mut challenge).await?;
+        stream
+            .write_all(&vnc_auth_response(password.unwrap_or_default(), &challenge))
+            .await?;
+    }
+    if stream.read_u32().await? != 0 {
+        return Err(RfbError::Auth(read_reason(&mut stream).await));
+    }
+
+    stream.write_u8(1).await?; // ClientInit: shared
+    let width = stream.read_u16().await?;
+    let height = stream.read_u16().await?;
+    let mut pixel_format = [0u8; 16];
+    stream.read_exact(&mut pixel_format).await?;
+    let name_len = stream.read_u32().await?;
+    let mut name = vec![0u8; name_len.min(4096) as usize];
+    stream.read_exact(&mut name).await?;
+    if width == 0 || height == 0 || width > MAX_DIMENSION || height > MAX_DIMENSION {
+        return Err(protocol(format!(
+            "implausible desktop size {width}x{height}"
+        )));
+    }
+    Ok((
+        stream,
+        ServerInit {
+            width,
+            height,
+            pixel_format,
+            name,
+        },
+    ))
+}
+
 impl RfbClient {
     /// Connects and completes the handshake: a successful return means the
     /// server is ready and the first full update has been requested.
@@ -89,59 +169,8 @@ impl RfbClient {
     }
 
     async fn handshake(addr: SocketAddr, password: Option<&str>) -> Result<Self, RfbError> {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-
-        let mut version = [0u8; 12];
-        stream.read_exact(&mut version).await?;
-        if !version.starts_with(b"RFB 003.") {
-            return Err(protocol(format!(
-                "not an RFB server (greeting {:?})",
-                String::from_utf8_lossy(&version)
-            )));
-        }
-        stream.write_all(b"RFB 003.008\n").await?;
-
-        let count = stream.read_u8().await?;
-        if count == 0 {
-            return Err(RfbError::Auth(read_reason(&mut stream).await));
-        }
-        let mut types = vec![0u8; count as usize];
-        stream.read_exact(&mut types).await?;
-        let chosen = match password {
-            Some(_) if types.contains(&2) => 2,
-            _ if types.contains(&1) => 1,
-            _ => {
-                return Err(RfbError::Auth(format!(
-                    "no supported security type among {types:?}"
-                )))
-            }
-        };
-        stream.write_u8(chosen).await?;
-        if chosen == 2 {
-            let mut challenge = [0u8; 16];
-            stream.read_exact(&mut challenge).await?;
-            stream
-                .write_all(&vnc_auth_response(password.unwrap_or_default(), &challenge))
-                .await?;
-        }
-        if stream.read_u32().await? != 0 {
-            return Err(RfbError::Auth(read_reason(&mut stream).await));
-        }
-
-        stream.write_u8(1).await?; // ClientInit: shared
-        let width = stream.read_u16().await?;
-        let height = stream.read_u16().await?;
-        let mut server_format = [0u8; 16];
-        stream.read_exact(&mut server_format).await?;
-        let name_len = stream.read_u32().await?;
-        let mut name = vec![0u8; name_len.min(4096) as usize];
-        stream.read_exact(&mut name).await?;
-        if width == 0 || height == 0 || width > MAX_DIMENSION || height > MAX_DIMENSION {
-            return Err(protocol(format!(
-                "implausible desktop size {width}x{height}"
-            )));
-        }
+        let (mut stream, init) = connect_authenticated(addr, password).await?;
+        let (width, height) = (init.width, init.height);
 
         // SetPixelFormat: 32 bpp, depth 24, little endian, true colour
         // 0x00RRGGBB; SetEncodings; then the first full update request.

@@ -8,12 +8,13 @@
 //! which is why this exists.
 
 mod auth;
+pub mod bridge;
 mod client;
 mod encode;
 mod framebuffer;
 mod keys;
 
-pub use client::{Event, RfbClient, RfbError, UpdateState};
+pub use client::{connect_authenticated, Event, RfbClient, RfbError, ServerInit, UpdateState};
 pub use encode::{encode_png, scale_region, Rgb};
 pub use framebuffer::Framebuffer;
 pub use keys::{keysym_for_char, parse_combo, KeyError};

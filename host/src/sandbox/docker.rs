@@ -256,6 +256,7 @@ impl Docker {
             id: id.to_string(),
             name: name.to_string(),
             vnc_addr,
+            vnc_password: vnc_password.to_string(),
             exec_addr,
             computer: Arc::new(RfbComputer::new(
                 client,

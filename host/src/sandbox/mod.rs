@@ -26,11 +26,28 @@ pub use pool::{PoolConfig, PoolStats, WarmPool};
 
 use crate::capabilities::SandboxBackends;
 
+/// How to reach a sandbox's VNC server.
+#[derive(Clone)]
+pub struct VncTarget {
+    pub addr: SocketAddr,
+    pub password: String,
+}
+
+impl std::fmt::Debug for VncTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VncTarget")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One running sandbox, connected and ready.
 pub struct Sandbox {
     pub id: String,
     pub name: String,
     pub vnc_addr: SocketAddr,
+    /// The VNC password; only the host's bridge uses it, never a browser.
+    pub(crate) vnc_password: String,
     pub exec_addr: SocketAddr,
     pub computer: Arc<RfbComputer>,
     pub exec: Arc<ExecClient>,
@@ -48,6 +65,15 @@ impl Sandbox {
             computer: self.computer.clone(),
             shell: self.exec.clone(),
             files: self.exec.clone(),
+        }
+    }
+
+    /// Where the desktop's VNC server listens and its password, for the
+    /// browser bridge.
+    pub fn vnc_target(&self) -> VncTarget {
+        VncTarget {
+            addr: self.vnc_addr,
+            password: self.vnc_password.clone(),
         }
     }
 

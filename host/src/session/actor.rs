@@ -55,6 +55,8 @@ pub(super) fn spawn(
         policy: session.policy.clone(),
         pending_policy: None,
         sandbox: None,
+        user_control: false,
+        vnc: None,
     });
     let spent = Arc::new(AtomicU64::new(
         (session.input_tokens + session.output_tokens).max(0) as u64,
@@ -184,6 +186,33 @@ impl Actor {
             Command::SwitchPolicy(name, reply) => {
                 let _ = reply.send(self.switch_policy(name, task.is_some()).await);
             }
+            Command::AttachSandbox(reply) => {
+                self.ensure_sandbox().await;
+                let result = match &self.sandbox {
+                    Some(_) => Ok(()),
+                    None => Err(SessionError::NoSandbox(
+                        "no sandbox could be started; see the session's error events".into(),
+                    )),
+                };
+                let _ = reply.send(result);
+            }
+            Command::TakeOver(reply) => {
+                let _ = reply.send(self.take_over(task).await);
+            }
+            Command::HandBack(reply) => {
+                let result = if self.state.borrow().user_control {
+                    self.set_control(false).await;
+                    if task.is_none() && self.session.status == SessionStatus::Paused {
+                        self.start(task).await;
+                    }
+                    Ok(())
+                } else {
+                    Err(SessionError::InvalidState(
+                        "the agent already has control".into(),
+                    ))
+                };
+                let _ = reply.send(result);
+            }
             Command::Delete(reply) => {
                 if let Some(t) = task.take() {
                     t.abort();
@@ -230,6 +259,10 @@ impl Actor {
         }
         if self.session.status == SessionStatus::Finished {
             return Err(SessionError::Finished);
+        }
+        // Asking the agent something hands it the desktop back.
+        if self.state.borrow().user_control {
+            self.set_control(false).await;
         }
         let event = self
             .log
@@ -426,6 +459,38 @@ impl Actor {
         }
     }
 
+    async fn take_over(&mut self, task: &mut Option<RunTask>) -> Result<(), SessionError> {
+        if self.session.status == SessionStatus::Finished {
+            return Err(SessionError::Finished);
+        }
+        if self.state.borrow().user_control {
+            return Ok(());
+        }
+        self.ensure_sandbox().await;
+        if self.sandbox.is_none() {
+            return Err(SessionError::NoSandbox(
+                "no sandbox could be started".into(),
+            ));
+        }
+        if task.is_some() {
+            self.control.request_pause();
+        }
+        self.set_control(true).await;
+        Ok(())
+    }
+
+    async fn set_control(&mut self, user: bool) {
+        self.state.send_modify(|s| s.user_control = user);
+        let payload = serde_json::json!({"holder": if user { "user" } else { "agent" }});
+        if let Err(e) = self
+            .log
+            .append(event::CONTROL_CHANGED, source::USER, payload)
+            .await
+        {
+            tracing::error!(session = %self.session.id, error = %e, "cannot record control change");
+        }
+    }
+
     async fn ensure_sandbox(&mut self) {
         if self.sandbox.as_ref().is_some_and(Sandbox::is_alive) {
             return;
@@ -444,12 +509,18 @@ impl Actor {
         }
         match pool.claim().await {
             Ok(sandbox) => {
-                let name = sandbox.name.clone();
+                let (name, vnc) = (sandbox.name.clone(), sandbox.vnc_target());
                 self.sandbox = Some(sandbox);
-                self.state.send_modify(|s| s.sandbox = Some(name));
+                self.state.send_modify(|s| {
+                    s.sandbox = Some(name);
+                    s.vnc = Some(vnc);
+                });
             }
             Err(e) => {
-                self.state.send_modify(|s| s.sandbox = None);
+                self.state.send_modify(|s| {
+                    s.sandbox = None;
+                    s.vnc = None;
+                });
                 self.event_error("sandbox_unavailable", &e.to_string())
                     .await;
             }

@@ -19,6 +19,7 @@ pub const STATE_CHANGED: &str = "state_changed";
 pub const POLICY_SWITCHED: &str = "policy_switched";
 pub const USAGE: &str = "usage";
 pub const ERROR: &str = "error";
+pub const CONTROL_CHANGED: &str = "control_changed";
 
 /// Who caused an event.
 pub mod source {

@@ -46,6 +46,8 @@ pub enum SessionError {
     TooLarge { size: usize, limit: usize },
     #[error("the message is empty")]
     EmptyMessage,
+    #[error("the session has no desktop: {0}")]
+    NoSandbox(String),
     #[error("the session's actor stopped")]
     Stopped,
     #[error(transparent)]
@@ -83,6 +85,10 @@ pub struct LiveState {
     pub pending_policy: Option<String>,
     /// The sandbox container's name, once one is attached.
     pub sandbox: Option<String>,
+    /// The person drives the desktop (live view input allowed, agent paused).
+    pub user_control: bool,
+    #[serde(skip)]
+    pub vnc: Option<crate::sandbox::VncTarget>,
 }
 
 pub(crate) enum Command {
@@ -92,6 +98,9 @@ pub(crate) enum Command {
     Cancel(oneshot::Sender<Result<(), SessionError>>),
     SwitchPolicy(String, oneshot::Sender<Result<(), SessionError>>),
     Delete(oneshot::Sender<Result<(), SessionError>>),
+    AttachSandbox(oneshot::Sender<Result<(), SessionError>>),
+    TakeOver(oneshot::Sender<Result<(), SessionError>>),
+    HandBack(oneshot::Sender<Result<(), SessionError>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -133,6 +142,22 @@ impl SessionHandle {
 
     pub async fn switch_policy(&self, policy: String) -> Result<(), SessionError> {
         self.call(|tx| Command::SwitchPolicy(policy, tx)).await
+    }
+
+    /// Makes sure a sandbox is attached (the live view needs one).
+    pub async fn attach_sandbox(&self) -> Result<(), SessionError> {
+        self.call(Command::AttachSandbox).await
+    }
+
+    /// The person takes the desktop: the agent pauses after its current
+    /// step and live-view input is let through.
+    pub async fn take_over(&self) -> Result<(), SessionError> {
+        self.call(Command::TakeOver).await
+    }
+
+    /// Control back to the agent; a session the takeover paused resumes.
+    pub async fn hand_back(&self) -> Result<(), SessionError> {
+        self.call(Command::HandBack).await
     }
 
     pub fn live(&self) -> LiveState {

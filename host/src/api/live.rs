@@ -1,0 +1,188 @@
+//! The live view: a short-lived ticket for the desktop WebSocket (browsers
+//! cannot set headers on a WebSocket, and a token in a URL ends up in logs),
+//! the WebSocket-to-VNC bridge behind it, and taking over the desktop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use super::auth::User;
+use super::error::{ApiError, Json, Path, Query};
+use super::sessions::{view, SessionView};
+use super::AppState;
+use crate::rfb::{bridge, connect_authenticated};
+use crate::session::SessionHandle;
+
+const TICKET_TTL: Duration = Duration::from_secs(30);
+
+struct Ticket {
+    session: SessionHandle,
+    expires: Instant,
+}
+
+/// One-time tickets for the desktop WebSocket.
+#[derive(Clone, Default)]
+pub struct Tickets(Arc<Mutex<HashMap<String, Ticket>>>);
+
+impl Tickets {
+    fn issue(&self, session: SessionHandle) -> String {
+        use rand::distr::{Alphanumeric, SampleString};
+        let ticket = Alphanumeric.sample_string(&mut rand::rng(), 32);
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        map.retain(|_, t| t.expires > now);
+        map.insert(
+            ticket.clone(),
+            Ticket {
+                session,
+                expires: now + TICKET_TTL,
+            },
+        );
+        ticket
+    }
+
+    fn redeem(&self, ticket: &str) -> Option<SessionHandle> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(ticket)
+            .filter(|t| t.expires > Instant::now())
+            .map(|t| t.session)
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sessions/{id}/live", post(ticket))
+        .route("/sessions/{id}/takeover", post(take_over))
+        .route("/sessions/{id}/handback", post(hand_back))
+        .route("/live", get(desktop))
+}
+
+#[derive(Serialize)]
+struct TicketView {
+    /// Connect a WebSocket to this path (relative to the API's origin).
+    path: String,
+    expires_in_secs: u64,
+    view_only: bool,
+}
+
+async fn ticket(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<TicketView>), ApiError> {
+    let (_, handle) = state.sessions.open(&user.id, &id).await?;
+    handle.attach_sandbox().await?;
+    let view_only = !handle.live().user_control;
+    let ticket = state.tickets.issue(handle);
+    Ok((
+        StatusCode::CREATED,
+        Json(TicketView {
+            path: format!("/api/v1/live?ticket={ticket}"),
+            expires_in_secs: TICKET_TTL.as_secs(),
+            view_only,
+        }),
+    ))
+}
+
+async fn take_over(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<SessionView>), ApiError> {
+    let (session, handle) = state.sessions.open(&user.id, &id).await?;
+    handle.take_over().await?;
+    Ok((StatusCode::ACCEPTED, Json(view(session, Some(&handle)))))
+}
+
+async fn hand_back(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<SessionView>), ApiError> {
+    let (session, handle) = state.sessions.open(&user.id, &id).await?;
+    handle.hand_back().await?;
+    Ok((StatusCode::ACCEPTED, Json(view(session, Some(&handle)))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TicketQuery {
+    ticket: String,
+}
+
+async fn desktop(
+    State(state): State<AppState>,
+    Query(query): Query<TicketQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let handle = state.tickets.redeem(&query.ticket).ok_or_else(|| {
+        ApiError::unauthorized("the live-view ticket is unknown, used or expired")
+    })?;
+    let target = handle.live().vnc.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_sandbox",
+            "the session has no desktop",
+        )
+    })?;
+    Ok(ws
+        .protocols(["binary"])
+        .on_upgrade(move |socket| async move {
+            if let Err(e) = serve(socket, handle, target).await {
+                tracing::debug!(error = %e, "live view ended");
+            }
+        })
+        .into_response())
+}
+
+async fn serve(
+    socket: WebSocket,
+    handle: SessionHandle,
+    target: crate::sandbox::VncTarget,
+) -> Result<(), bridge::BridgeError> {
+    let (desktop, init) = match connect_authenticated(target.addr, Some(&target.password)).await {
+        Ok(connected) => connected,
+        Err(e) => {
+            let mut socket = socket;
+            let _ = socket
+                .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                    code: 1011,
+                    reason: "the desktop is not reachable".into(),
+                })))
+                .await;
+            return Err(bridge::BridgeError::Io(std::io::Error::other(
+                e.to_string(),
+            )));
+        }
+    };
+    let (sink, stream) = socket.split();
+    let incoming = stream
+        .take_while(|m| std::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_)))))
+        .filter_map(|m| {
+            std::future::ready(match m {
+                Ok(Message::Binary(b)) => Some(b.to_vec()),
+                _ => None,
+            })
+        });
+    let outgoing = sink.with(|bytes: Vec<u8>| {
+        std::future::ready(Ok::<_, axum::Error>(Message::Binary(bytes.into())))
+    });
+    let state = handle.state.clone();
+    bridge::run(
+        Box::pin(incoming),
+        Box::pin(outgoing),
+        desktop,
+        &init,
+        move || state.borrow().user_control,
+    )
+    .await
+}

@@ -1,0 +1,148 @@
+"""The chat page in headless Chromium against a real host."""
+
+import json
+
+from playwright.sync_api import expect
+
+
+def new_session(page):
+    before = page.locator("#sessions li").count()
+    page.click("#new-session")
+    expect(page.locator("#sessions li")).to_have_count(before + 1)
+    expect(page.locator("#status")).to_have_text("idle")
+
+
+def send(page, text):
+    page.fill("#input", text)
+    page.press("#input", "Enter")
+
+
+def wait_idle_after(page, count):
+    """Waits until the chat holds more than `count` stored events and the
+    session is idle again."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('#messages [data-seq]').length > n", arg=count
+    )
+    expect(page.locator("#status")).to_have_text("idle", timeout=60_000)
+
+
+def seqs(page):
+    """Sequence numbers of the stored events the chat shows (a tool step
+    shows its call and its result), in page order."""
+    return page.eval_on_selector_all(
+        "#messages [data-seq]",
+        """els => els.flatMap(e => [Number(e.dataset.seq)]
+            .concat(e.dataset.resultSeq ? [Number(e.dataset.resultSeq)] : []))""",
+    )
+
+
+def test_a_message_runs_tool_steps_with_screenshots(page):
+    new_session(page)
+    send(page, "run `echo hello-ui` then take a screenshot")
+    expect(page.locator('.step[data-tool="bash"] .step-result')).to_contain_text("hello-ui", timeout=60_000)
+    thumb = page.locator('.step[data-tool="computer"] img.thumb')
+    expect(thumb).to_be_visible(timeout=60_000)
+    page.wait_for_function("img => img.naturalWidth > 0", arg=thumb.element_handle())
+    expect(page.locator('#messages [data-kind="assistant_message"]').last).to_contain_text("Done")
+    # The thumbnail opens full size, and the dialog closes with the keyboard.
+    thumb.click()
+    expect(page.locator("#image-dialog")).to_be_visible()
+    page.wait_for_function("() => document.getElementById('image-full').naturalWidth > 0")
+    page.keyboard.press("Escape")
+    expect(page.locator("#image-dialog")).to_be_hidden()
+    # The session got its title from the message.
+    expect(page.locator("#session-title")).to_contain_text("run `echo hello-ui`")
+
+
+def test_the_live_view_shows_the_desktop(page):
+    new_session(page)
+    expect(page.locator("#desktop-state")).to_have_text("live", timeout=60_000)
+    canvas = page.locator("#screen canvas")
+    expect(canvas).to_be_visible()
+    # The agent opens a terminal; the live view shows it: real pixels, not
+    # the blank (one-colour) canvas of a view that shows nothing.
+    send(page, "run `nohup xterm -geometry 80x24+40+40 >/dev/null 2>&1 &`")
+    expect(page.locator("#status")).to_have_text("idle", timeout=60_000)
+    page.wait_for_function(
+        """() => {
+            const c = document.querySelector('#screen canvas');
+            if (!c || c.width < 100) return false;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const colours = new Set();
+            let lit = 0, samples = 0;
+            for (let i = 0; i < d.length; i += 4 * 53) {
+                colours.add((d[i] << 16) | (d[i+1] << 8) | d[i+2]);
+                samples++;
+                if (d[i] + d[i+1] + d[i+2] > 600) lit++;
+            }
+            return colours.size >= 2 && lit / samples > 0.05;
+        }""",
+        timeout=30_000,
+    )
+    # Taking over lets input through and tells the chat; handing back too.
+    page.click("#takeover")
+    expect(page.locator("#takeover")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator('#messages [data-kind="control_changed"]')).to_contain_text("You took over")
+    assert page.evaluate("() => window.agenthost.rfb.viewOnly") is False
+    page.click("#takeover")
+    expect(page.locator("#takeover")).to_have_attribute("aria-pressed", "false")
+    assert page.evaluate("() => window.agenthost.rfb.viewOnly") is True
+
+
+def test_reload_and_reconnect_keep_every_event_exactly_once(page):
+    new_session(page)
+    send(page, "run `echo one`")
+    wait_idle_after(page, 0)
+    before = seqs(page)
+    assert before == list(range(1, len(before) + 1)), before
+
+    shown = page.locator("#messages [data-seq]").count()
+    page.reload()
+    page.wait_for_function("n => document.querySelectorAll('#messages [data-seq]').length >= n", arg=shown)
+    assert seqs(page) == before
+
+    # A dropped socket shows a banner, reconnects with its cursor, and
+    # nothing is shown twice.
+    page.evaluate("() => window.agenthost.stream.drop()")
+    expect(page.locator("#banner")).to_be_visible()
+    expect(page.locator("#banner")).to_be_hidden(timeout=30_000)
+    send(page, "run `echo two`")
+    wait_idle_after(page, len(before))
+    after = seqs(page)
+    assert after == list(range(1, len(after) + 1)), after
+    expect(page.locator('.step[data-tool="bash"] .step-result').last).to_contain_text("two")
+
+
+def test_the_policy_picker_switches_the_policy(page):
+    new_session(page)
+    page.select_option("#policy-picker", "anthropic-policy")
+    expect(page.locator('#messages [data-kind="policy_switched"]')).to_contain_text(
+        "from scripted-policy to anthropic-policy"
+    )
+    # The new policy answers, streamed from the (local) Anthropic server.
+    send(page, "hello")
+    expect(page.locator('#messages [data-kind="assistant_message"]').last).to_have_text(
+        "Hello from a streamed reply.", timeout=60_000
+    )
+
+
+def test_an_api_error_appears_as_a_message(page):
+    new_session(page)
+    page.fill("#input", "x" * (70 << 10))
+    page.click("#send")
+    toast = page.locator(".toast").last
+    expect(toast).to_be_visible()
+    expect(toast).to_contain_text("message_too_large")
+    assert page.locator("#messages [data-seq]").count() == 0
+
+
+def test_plugins_view_and_a_narrow_window(page):
+    page.click("#show-plugins")
+    row = page.locator('#plugins-list tr[data-plugin="bash"]')
+    expect(row).to_contain_text("shell")
+    page.keyboard.press("Escape")
+    page.set_viewport_size({"width": 600, "height": 900})
+    expect(page.locator("#toggle-sidebar")).to_be_visible()
+    expect(page.locator(".sidebar")).to_be_hidden()
+    page.click("#toggle-sidebar")
+    expect(page.locator(".sidebar")).to_be_visible()
