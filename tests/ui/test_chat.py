@@ -7,8 +7,17 @@ from playwright.sync_api import expect
 
 def new_session(page):
     before = page.locator("#sessions li").count()
+    previous = page.evaluate("() => window.agenthost.current?.id ?? null")
     page.click("#new-session")
     expect(page.locator("#sessions li")).to_have_count(before + 1)
+    # Open means loaded and streaming: the page has the session and its
+    # socket has delivered the snapshot.
+    page.wait_for_function(
+        "prev => window.agenthost.current && window.agenthost.current.id !== prev && window.agenthost.stream",
+        arg=previous,
+    )
+    expect(page.locator("#banner")).to_be_hidden()
+    expect(page.locator("#input")).to_be_enabled()
     expect(page.locator("#status")).to_have_text("idle")
 
 

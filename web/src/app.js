@@ -150,8 +150,8 @@ function closeSession() {
   state.streaming = null;
   state.steps.clear();
   $("messages").replaceChildren();
-  $("session-title").textContent = "No session";
   setBanner(null);
+  renderHeader();
 }
 
 async function openSession(id) {
@@ -185,9 +185,14 @@ function renderHeader() {
   $("pause").disabled = status !== "running";
   $("resume").disabled = !(status === "paused" || status === "error");
   $("stop").disabled = !(status === "running" || status === "paused");
-  $("send").disabled = status === "finished";
-  $("input").disabled = status === "finished";
-  $("input").placeholder = status === "finished" ? "This session is finished; start a new one." : "Ask the agent… (Enter to send, Shift+Enter for a new line)";
+  // Nothing to send to until a session is open.
+  $("send").disabled = !s || status === "finished";
+  $("input").disabled = !s || status === "finished";
+  $("input").placeholder = !s
+    ? "Start a session with + New."
+    : status === "finished"
+      ? "This session is finished; start a new one."
+      : "Ask the agent… (Enter to send, Shift+Enter for a new line)";
   const picker = $("policy-picker");
   if (s && picker.value !== s.policy) picker.value = s.policy;
   state.userControl = !!s?.user_control;

@@ -17,7 +17,6 @@ mod run;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use hub::{Frame, Hub};
@@ -77,7 +76,7 @@ pub struct Shared {
 }
 
 /// The parts of a session's state that only exist while the host runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct LiveState {
     pub status: SessionStatus,
     pub policy: String,
@@ -87,7 +86,7 @@ pub struct LiveState {
     pub sandbox: Option<String>,
     /// The person drives the desktop (live view input allowed, agent paused).
     pub user_control: bool,
-    #[serde(skip)]
+    /// Where the live view connects; never sent to clients.
     pub vnc: Option<crate::sandbox::VncTarget>,
 }
 
