@@ -9,14 +9,13 @@
 //! from the cache instead of paying for it again.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::retry::RetryPolicy;
+use super::retry::{self, RetryPolicy};
 use super::sse::SseReader;
 use super::{DeltaSink, ImageSource, LlmError, Provider, Secret};
 use crate::plugins::bindings::current::llm::{
@@ -64,21 +63,14 @@ impl Anthropic {
         let Some(key) = config.api_key.clone() else {
             return Ok(None);
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_secs))
-            .build()
-            .map_err(|e| LlmError::Transport(e.to_string()))?;
+        let http = retry::http_client(config.timeout_secs)?;
         Ok(Some(Self {
             http,
             key,
             url: format!("{}/v1/messages", config.base_url.trim_end_matches('/')),
             model: config.model.clone(),
             beta: config.computer_use_beta.clone(),
-            retry: RetryPolicy {
-                max_attempts: config.max_attempts.max(1),
-                base_delay: Duration::from_millis(500),
-                max_delay: Duration::from_secs(60),
-            },
+            retry: RetryPolicy::with_attempts(config.max_attempts),
         }))
     }
 }

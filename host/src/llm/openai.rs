@@ -6,14 +6,13 @@
 //! messages.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::retry::RetryPolicy;
+use super::retry::{self, RetryPolicy};
 use super::sse::SseReader;
 use super::{DeltaSink, ImageSource, LlmError, Provider, Secret};
 use crate::plugins::bindings::current::llm::{
@@ -58,20 +57,13 @@ impl OpenAi {
         let Some(base) = &config.base_url else {
             return Ok(None);
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_secs))
-            .build()
-            .map_err(|e| LlmError::Transport(e.to_string()))?;
+        let http = retry::http_client(config.timeout_secs)?;
         Ok(Some(Self {
             http,
             key: config.api_key.clone(),
             url: format!("{}/chat/completions", base.trim_end_matches('/')),
             model: config.model.clone(),
-            retry: RetryPolicy {
-                max_attempts: config.max_attempts.max(1),
-                base_delay: Duration::from_millis(500),
-                max_delay: Duration::from_secs(60),
-            },
+            retry: RetryPolicy::with_attempts(config.max_attempts),
         }))
     }
 }

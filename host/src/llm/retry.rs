@@ -47,7 +47,24 @@ pub async fn error_message(response: Response) -> String {
         .unwrap_or_else(|| text.chars().take(500).collect())
 }
 
+/// The HTTP client the providers share the settings of.
+pub fn http_client(timeout_secs: u64) -> Result<reqwest::Client, LlmError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(timeout_secs))
+        .build()
+        .map_err(|e| LlmError::Transport(e.to_string()))
+}
+
 impl RetryPolicy {
+    /// Half a second doubling up to a minute, `max_attempts` tries (at least one).
+    pub fn with_attempts(max_attempts: u32) -> Self {
+        Self {
+            max_attempts: max_attempts.max(1),
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+        }
+    }
+
     /// Sends the request built by `build` until it succeeds, fails for good,
     /// or the attempts run out. Returns the successful response.
     pub async fn send(&self, build: impl Fn() -> RequestBuilder) -> Result<Response, LlmError> {
