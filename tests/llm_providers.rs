@@ -211,10 +211,7 @@ async fn a_provider_error_is_an_event_and_the_session_stays_resumable() {
     })
     .await;
     let token = host.token("ivan").await;
-    let session = host.create_session(&token, json!({})).await;
-    let id = session["id"].as_str().unwrap();
-    let mut ws = host.ws(&token, id, 0).await;
-    ws.next().await.unwrap();
+    let (_, mut ws) = host.open_chat(&token).await;
     ws.send(user_message("hello")).await;
     let frames = ws.until_status("error").await;
     let error = stored(&frames)

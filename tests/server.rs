@@ -222,10 +222,8 @@ async fn users_only_see_their_own_sessions() {
 async fn bad_input_gets_clear_errors_and_loses_nothing() {
     let host = TestHost::start(Db::Sqlite).await;
     let token = host.token("carol").await;
-    let session = host.create_session(&token, json!({})).await;
-    let id = session["id"].as_str().unwrap();
-    let mut ws = host.ws(&token, id, 0).await;
-    ws.next().await.unwrap();
+    let (id, mut ws) = host.open_chat(&token).await;
+    let id = id.as_str();
     ws.send(user_message("run `echo kept`")).await;
     let before = stored(&ws.until_status("idle").await).len();
 
@@ -376,10 +374,7 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
 async fn cancel_stops_a_running_tool_and_the_session_carries_on() {
     let host = TestHost::start(Db::Sqlite).await;
     let token = host.token("dave").await;
-    let session = host.create_session(&token, json!({})).await;
-    let id = session["id"].as_str().unwrap();
-    let mut ws = host.ws(&token, id, 0).await;
-    ws.next().await.unwrap();
+    let (_, mut ws) = host.open_chat(&token).await;
     ws.send(user_message("run `sleep 600`")).await;
     ws.until(|f| f["kind"] == "tool_call").await;
     ws.send(json!({"type": "cancel"})).await;
@@ -524,10 +519,8 @@ async fn hot_swap_mid_session_takes_effect_at_the_next_step() {
         .unwrap();
     assert_eq!(res.status(), 403);
 
-    let session = host.create_session(&token, json!({})).await;
-    let id = session["id"].as_str().unwrap();
-    let mut ws = host.ws(&token, id, 0).await;
-    ws.next().await.unwrap();
+    let (id, mut ws) = host.open_chat(&token).await;
+    let id = id.as_str();
     ws.send(user_message("run `sleep 1` then run `echo two`"))
         .await;
     ws.until(|f| f["kind"] == "tool_call").await;
@@ -607,10 +600,7 @@ async fn operators_manage_plugins_and_grants_take_effect() {
         )
         .await;
     assert_eq!((status, bash["granted"].clone()), (200, json!([])));
-    let session = host.create_session(&token, json!({})).await;
-    let id = session["id"].as_str().unwrap();
-    let mut ws = host.ws(&token, id, 0).await;
-    ws.next().await.unwrap();
+    let (_, mut ws) = host.open_chat(&token).await;
     ws.send(user_message("run `echo no`")).await;
     let frames = ws.until_status("idle").await;
     let result = stored(&frames)
@@ -724,10 +714,7 @@ async fn operators_manage_plugins_and_grants_take_effect() {
 async fn the_step_limit_pauses_and_resume_continues() {
     let host = TestHost::start_with(Db::Sqlite, |c| c.agent.max_steps = 2).await;
     let token = host.token("kim").await;
-    let session = host.create_session(&token, json!({})).await;
-    let id = session["id"].as_str().unwrap();
-    let mut ws = host.ws(&token, id, 0).await;
-    ws.next().await.unwrap();
+    let (_, mut ws) = host.open_chat(&token).await;
     ws.send(user_message(
         "run `echo 1` then run `echo 2` then run `echo 3`",
     ))

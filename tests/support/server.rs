@@ -186,6 +186,16 @@ impl TestHost {
         session
     }
 
+    /// A new session with the default policy and a socket past its
+    /// snapshot: the usual start of a test.
+    pub async fn open_chat(&self, token: &str) -> (String, Ws) {
+        let session = self.create_session(token, json!({})).await;
+        let id = session["id"].as_str().unwrap().to_string();
+        let mut ws = self.ws(token, &id, 0).await;
+        assert_eq!(ws.next().await.unwrap()["kind"], "snapshot");
+        (id, ws)
+    }
+
     pub async fn ws(&self, token: &str, session: &str, after: i64) -> Ws {
         let url = format!(
             "ws://{}/api/v1/sessions/{session}/ws?after={after}",

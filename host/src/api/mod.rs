@@ -186,10 +186,7 @@ impl Server {
             policy_config,
             default_policy: config.default_policy.clone(),
         }));
-        let recovered = sessions.recover().await.map_err(|e| match e {
-            crate::session::SessionError::Store(e) => ServeError::Store(e),
-            other => ServeError::Store(crate::store::StoreError::Corrupt(other.to_string())),
-        })?;
+        let recovered = sessions.recover().await?;
         if recovered > 0 {
             tracing::info!(
                 recovered,

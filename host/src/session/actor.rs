@@ -413,14 +413,7 @@ impl Actor {
     }
 
     async fn switch_policy(&mut self, name: String, running: bool) -> Result<(), SessionError> {
-        let registry = &self.shared.registry;
-        match registry.policy(&name) {
-            Ok(_) => {}
-            Err(crate::plugins::PluginError::WrongKind { .. }) => {
-                return Err(SessionError::NotAPolicy(name))
-            }
-            Err(_) => return Err(SessionError::UnknownPolicy(name)),
-        }
+        super::check_policy(&self.shared.registry, &name)?;
         if self.session.status == SessionStatus::Finished {
             return Err(SessionError::Finished);
         }

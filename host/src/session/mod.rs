@@ -62,6 +62,15 @@ impl From<StoreError> for SessionError {
     }
 }
 
+/// That `name` is an installed policy, as the error a client should see.
+fn check_policy(registry: &Registry, name: &str) -> Result<(), SessionError> {
+    match registry.policy(name) {
+        Ok(_) => Ok(()),
+        Err(PluginError::WrongKind { .. }) => Err(SessionError::NotAPolicy(name.into())),
+        Err(_) => Err(SessionError::UnknownPolicy(name.into())),
+    }
+}
+
 /// What the server shares with every session.
 pub struct Shared {
     pub store: Store,
@@ -203,14 +212,6 @@ impl Sessions {
         }
     }
 
-    pub fn check_policy(&self, name: &str) -> Result<(), SessionError> {
-        match self.shared.registry.policy(name) {
-            Ok(_) => Ok(()),
-            Err(PluginError::WrongKind { .. }) => Err(SessionError::NotAPolicy(name.into())),
-            Err(_) => Err(SessionError::UnknownPolicy(name.into())),
-        }
-    }
-
     pub async fn create(
         &self,
         user: &str,
@@ -218,7 +219,7 @@ impl Sessions {
         policy: Option<String>,
     ) -> Result<(Session, SessionHandle), SessionError> {
         let policy = policy.unwrap_or_else(|| self.default_policy());
-        self.check_policy(&policy)?;
+        check_policy(&self.shared.registry, &policy)?;
         let session = self
             .shared
             .store
@@ -280,7 +281,7 @@ impl Sessions {
 
     /// Brings back sessions a previous run of the host left running: each
     /// gets its actor, which marks it paused with the reason.
-    pub async fn recover(&self) -> Result<usize, SessionError> {
+    pub async fn recover(&self) -> Result<usize, StoreError> {
         let running = self
             .shared
             .store

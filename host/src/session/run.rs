@@ -182,7 +182,7 @@ impl Runner {
                     .await?;
                 state = output.state;
             }
-            match reply_as_option(output.decision) {
+            let reply = match output.decision {
                 Decision::Act((text, uses)) if !uses.is_empty() => {
                     if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
                         events.push(
@@ -208,20 +208,11 @@ impl Runner {
                         let result = self.invoke(u).await?;
                         events.push(result);
                     }
+                    continue;
                 }
-                Decision::Act((text, _)) => {
-                    let text = text.unwrap_or_default();
-                    events.push(
-                        self.append(event::ASSISTANT_MESSAGE, source::AGENT, event::text(&text))
-                            .await?,
-                    );
-                    // A message that arrived during the step is answered
-                    // in this run rather than left waiting.
-                    if !self.catch_up(&mut events).await? {
-                        return Ok(RunEnd::Replied);
-                    }
-                }
-                Decision::Reply(_) => unreachable!("folded into act above"),
+                // An act without tool calls is a reply.
+                Decision::Act((text, _)) => text.unwrap_or_default(),
+                Decision::Reply(text) => text,
                 Decision::Finish(text) => {
                     if !text.trim().is_empty() {
                         self.append(event::ASSISTANT_MESSAGE, source::AGENT, event::text(&text))
@@ -229,6 +220,15 @@ impl Runner {
                     }
                     return Ok(RunEnd::Finished);
                 }
+            };
+            events.push(
+                self.append(event::ASSISTANT_MESSAGE, source::AGENT, event::text(&reply))
+                    .await?,
+            );
+            // A message that arrived during the step is answered in this run
+            // rather than left waiting.
+            if !self.catch_up(&mut events).await? {
+                return Ok(RunEnd::Replied);
             }
         }
     }
@@ -384,15 +384,6 @@ impl Runner {
             });
         }
         Ok(out)
-    }
-}
-
-/// Folds `reply(text)` into the no-tool-call form of `act` so both take one
-/// path.
-fn reply_as_option(d: Decision) -> Decision {
-    match d {
-        Decision::Reply(text) => Decision::Act((Some(text), Vec::new())),
-        d => d,
     }
 }
 
