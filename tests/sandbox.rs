@@ -603,3 +603,26 @@ async fn idle_claimed_sandboxes_are_stopped() {
     pool.release(sb).await; // already reaped: counted once
     assert_eq!(pool.stats().running, 0);
 }
+
+/// A stop while the pool is refilling leaves no container behind: drain
+/// waits for the sandbox being booted and removes it too.
+#[tokio::test(flavor = "multi_thread")]
+async fn draining_during_a_refill_leaves_no_container() {
+    let d = docker("drain").await;
+    let pool = WarmPool::start(
+        d.clone(),
+        PoolConfig {
+            warm: 1,
+            max_running: 3,
+            idle_timeout: None,
+        },
+    )
+    .await
+    .unwrap();
+    pool.wait_warm(1, Duration::from_secs(60)).await.unwrap();
+    // Claiming the warm sandbox sets the refill booting its replacement.
+    let claimed = pool.claim().await.unwrap();
+    pool.release(claimed).await;
+    pool.drain().await;
+    assert_eq!(d.list_owned().await.unwrap(), Vec::<String>::new());
+}

@@ -6,7 +6,7 @@
 //! session knows whether it is idle.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,17 +56,27 @@ struct Shared {
     wake: Notify,
     /// Signalled when a sandbox becomes ready (claims may wait on it).
     filled: Notify,
+    /// Set by `drain`: the refill loop stops at its next turn.
+    closing: AtomicBool,
 }
 
 pub struct WarmPool {
     shared: Arc<Shared>,
-    refill: JoinHandle<()>,
+    /// Taken by `drain`, which waits for it to stop.
+    refill: Mutex<Option<JoinHandle<()>>>,
     reaper: Option<JoinHandle<()>>,
 }
 
 impl Drop for WarmPool {
     fn drop(&mut self) {
-        self.refill.abort();
+        if let Some(refill) = self
+            .refill
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            refill.abort();
+        }
         if let Some(r) = &self.reaper {
             r.abort();
         }
@@ -86,6 +96,7 @@ impl WarmPool {
             booting: AtomicUsize::new(0),
             wake: Notify::new(),
             filled: Notify::new(),
+            closing: AtomicBool::new(false),
         });
         let refill = tokio::spawn(refill_loop(shared.clone()));
         let reaper = shared
@@ -94,7 +105,7 @@ impl WarmPool {
             .map(|timeout| tokio::spawn(reap_idle(shared.clone(), timeout)));
         Ok(Self {
             shared,
-            refill,
+            refill: Mutex::new(Some(refill)),
             reaper,
         })
     }
@@ -187,8 +198,16 @@ impl WarmPool {
         }
     }
 
-    /// Destroys the warm sandboxes (shutdown).
+    /// Stops refilling, then destroys the warm sandboxes (shutdown). A
+    /// sandbox being booted is waited for and destroyed too, so a stop
+    /// leaves no container running.
     pub async fn drain(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+        let refill = self.refill.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(refill) = refill {
+            let _ = refill.await;
+        }
         let warm: Vec<Sandbox> = self
             .shared
             .ready
@@ -244,6 +263,9 @@ async fn reap_idle(shared: Arc<Shared>, timeout: Duration) {
 async fn refill_loop(shared: Arc<Shared>) {
     let mut failures = 0u32;
     loop {
+        if shared.closing.load(Ordering::SeqCst) {
+            return;
+        }
         let wake = shared.wake.notified();
         let warm = shared.ready.lock().unwrap_or_else(|p| p.into_inner()).len();
         let booting = shared.booting.load(Ordering::SeqCst);
