@@ -1,24 +1,41 @@
 #!/bin/bash
-# Starts the desktop and the exec service; exits (and so stops the
-# container) as soon as either dies, so the host sees a dead sandbox.
+# Starts the desktop (Xvnc as `desktop`) and the agent's side (the exec
+# service and the window manager as `agent`), then waits; exits (and so
+# stops the container) as soon as Xvnc or the exec service dies, so the
+# host sees a dead sandbox. Runs as root with only SETUID and SETGID, which
+# setpriv uses to become each user; the processes it starts keep no
+# capabilities, and no-new-privileges stops them from gaining any.
 set -euo pipefail
 : "${AGENTHOST_VNC_PASSWORD:?the host must set AGENTHOST_VNC_PASSWORD}"
 : "${AGENTHOST_EXEC_SECRET:?the host must set AGENTHOST_EXEC_SECRET}"
+# Secrets leave the environment before anything starts: each goes only to
+# the one process that needs it.
+vnc_password=$AGENTHOST_VNC_PASSWORD exec_secret=$AGENTHOST_EXEC_SECRET
+unset AGENTHOST_VNC_PASSWORD AGENTHOST_EXEC_SECRET
 geometry=${AGENTHOST_SCREEN:-1280x800}
 depth=${AGENTHOST_DEPTH:-24}
 
-mkdir -p "$HOME/.vnc"
-printf '%s\n' "$AGENTHOST_VNC_PASSWORD" | vncpasswd -f > "$HOME/.vnc/passwd"
-chmod 600 "$HOME/.vnc/passwd"
-unset AGENTHOST_VNC_PASSWORD
+as_desktop() { setpriv --reuid=desktop --regid=desktop --init-groups --inh-caps=-all -- "$@"; }
+as_agent() {
+  setpriv --reuid=agent --regid=agent --init-groups --inh-caps=-all -- \
+    env HOME=/home/agent USER=agent LOGNAME=agent "$@"
+}
+
+# The VNC password file lives in a folder only `desktop` can enter.
+vncdir=$(as_desktop mktemp -d /tmp/.desktop-XXXXXXXX)
+printf '%s\n' "$vnc_password" | as_desktop sh -c 'umask 077; vncpasswd -f > "$1/passwd"' sh "$vncdir"
+unset vnc_password
 
 # -localhost=0: listen on the container's interface so Docker can publish
 # the port; the host publishes it on 127.0.0.1 only.
-Xvnc :1 -geometry "$geometry" -depth "$depth" -rfbport 5900 -localhost=0 \
-  -SecurityTypes VncAuth -rfbauth "$HOME/.vnc/passwd" -AlwaysShared \
-  -AcceptCutText=1 -SendCutText=1 -desktop agenthost >/tmp/xvnc.log 2>&1 &
+as_desktop env HOME="$vncdir" Xvnc :1 -geometry "$geometry" -depth "$depth" -rfbport 5900 -localhost=0 \
+  -SecurityTypes VncAuth -rfbauth "$vncdir/passwd" -AlwaysShared \
+  -AcceptCutText=1 -SendCutText=1 -AcceptSetDesktopSize=0 -desktop agenthost >/tmp/xvnc.log 2>&1 &
+xvnc=$!
 
 for _ in $(seq 1 200); do [ -S /tmp/.X11-unix/X1 ] && break; sleep 0.01; done
-openbox >/tmp/openbox.log 2>&1 &
-python3 /opt/agenthost/execd.py >/tmp/execd.log 2>&1 &
-wait -n
+as_agent openbox >/tmp/openbox.log 2>&1 &
+AGENTHOST_EXEC_SECRET=$exec_secret as_agent python3 /opt/agenthost/execd.py >/tmp/execd.log 2>&1 &
+execd=$!
+unset exec_secret
+wait -n "$xvnc" "$execd"

@@ -69,7 +69,9 @@ command -v debootstrap >/dev/null || apt_install debootstrap
 if ! docker info >/dev/null 2>&1; then
   [ "$(id -u)" -eq 0 ] || die "Docker is not running and starting it needs root: start dockerd, or rerun as root"
   step "starting dockerd (log: /var/log/agenthost-dockerd.log)"
-  nohup dockerd >/var/log/agenthost-dockerd.log 2>&1 &
+  # Each host owner gets a bridge network of its own (tests make many):
+  # small subnets from one roomy pool instead of Docker's 31 default ones.
+  nohup dockerd --default-address-pool base=10.128.0.0/9,size=24 >/var/log/agenthost-dockerd.log 2>&1 &
   for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || die "dockerd did not start; see /var/log/agenthost-dockerd.log"
 fi

@@ -238,6 +238,7 @@ async fn faulty_guests_are_stopped_and_the_host_keeps_serving() {
         cpu: Duration::from_millis(300),
         wall_clock: Duration::from_secs(20),
         output_bytes: 1 << 20,
+        ..Limits::default()
     };
     let rt = runtime_with(limits);
     let plugin = load(&rt, "misbehaving-tool").await;

@@ -177,26 +177,41 @@ async fn concurrent_appends_stay_gapless() {
 async fn images_are_stored_once_by_content() {
     for (store, _dir) in stores().await {
         let bytes: Vec<u8> = format!("png bytes {}", user("img")).into_bytes();
+        let (alice, bob) = (user("alice"), user("bob"));
+        let s1 = store.create_session(&alice, "", "p").await.unwrap();
+        let s2 = store.create_session(&alice, "", "p").await.unwrap();
+        let other = store.create_session(&bob, "", "p").await.unwrap();
         let before = store.image_count().await.unwrap();
         let a = store
-            .put_image(&bytes, "image/png", 1280, 800)
+            .put_image(&s1.id, &bytes, "image/png", 1280, 800)
             .await
             .unwrap();
         let b = store
-            .put_image(&bytes, "image/png", 1280, 800)
+            .put_image(&s2.id, &bytes, "image/png", 1280, 800)
             .await
             .unwrap();
         assert_eq!(a, b);
         assert_eq!(store.image_count().await.unwrap(), before + 1);
-        let image = store.image(&a).await.unwrap();
+        let image = store.image(&s1.id, &a).await.unwrap();
         assert_eq!(
             (image.bytes, image.width, image.media_type.as_str()),
             (bytes, 1280, "image/png")
         );
         assert!(matches!(
-            store.image("0000").await,
+            store.image(&s1.id, "0000").await,
             Err(StoreError::NotFound)
         ));
+        // Knowing the hash is not enough: only the sessions that stored it.
+        assert!(matches!(
+            store.image(&other.id, &a).await,
+            Err(StoreError::NotFound)
+        ));
+        // Deleted with the last session that stored it.
+        store.delete_session(&alice, &s1.id).await.unwrap();
+        store.image(&s2.id, &a).await.unwrap();
+        assert_eq!(store.image_count().await.unwrap(), before + 1);
+        store.delete_session(&alice, &s2.id).await.unwrap();
+        assert_eq!(store.image_count().await.unwrap(), before);
     }
 }
 

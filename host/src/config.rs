@@ -50,6 +50,7 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     pub sandbox: SandboxSection,
     pub agent: AgentConfig,
+    pub quotas: QuotaConfig,
     pub limits: Limits,
     pub llm: ProvidersConfig,
     /// Per-policy settings (`[policies.anthropic-policy]`), given to the
@@ -67,6 +68,7 @@ impl Default for ServeConfig {
             max_body_bytes: 64 << 20,
             sandbox: SandboxSection::default(),
             agent: AgentConfig::default(),
+            quotas: QuotaConfig::default(),
             limits: Limits::default(),
             llm: ProvidersConfig::default(),
             policies: BTreeMap::new(),
@@ -91,6 +93,14 @@ pub struct SandboxSection {
     /// Label value marking this host's containers. Two hosts on one Docker
     /// engine need different owners.
     pub owner: String,
+    /// Where sandboxes may send traffic: "internet" (default; never
+    /// link-local, private ranges or this machine), "none", or
+    /// "unfiltered" (no iptables rules; for hosts without them).
+    pub egress: crate::sandbox::Egress,
+    /// Size of the agent's writable home, in MiB.
+    pub home_mb: u32,
+    /// Size of the sandbox's /tmp, in MiB.
+    pub tmp_mb: u32,
 }
 
 impl Default for SandboxSection {
@@ -107,6 +117,9 @@ impl Default for SandboxSection {
             max_running: p.max_running,
             idle_timeout_secs: p.idle_timeout.map_or(0, |d| d.as_secs()),
             owner: s.owner,
+            egress: s.egress,
+            home_mb: s.home_mb,
+            tmp_mb: s.tmp_mb,
         }
     }
 }
@@ -119,6 +132,9 @@ impl SandboxSection {
             memory_bytes: self.memory_mb << 20,
             nano_cpus: (self.cpus * 1e9) as i64,
             owner: self.owner.clone(),
+            egress: self.egress,
+            home_mb: self.home_mb,
+            tmp_mb: self.tmp_mb,
             ..SandboxConfig::default()
         }
     }
@@ -143,6 +159,10 @@ pub struct AgentConfig {
     pub token_budget: u64,
     /// Largest user message, in bytes.
     pub max_message_bytes: usize,
+    /// Seconds a session may sit idle (not running, nobody connected)
+    /// before its actor is evicted: its sandbox and policy instance are
+    /// released and it comes back from the store on next use. 0: never.
+    pub evict_idle_secs: u64,
 }
 
 impl Default for AgentConfig {
@@ -151,6 +171,60 @@ impl Default for AgentConfig {
             max_steps: 50,
             token_budget: 5_000_000,
             max_message_bytes: 64 << 10,
+            evict_idle_secs: 600,
+        }
+    }
+}
+
+impl AgentConfig {
+    pub fn evict_after(&self) -> Option<Duration> {
+        (self.evict_idle_secs > 0).then(|| Duration::from_secs(self.evict_idle_secs))
+    }
+}
+
+/// Per-user fair use across all of a user's sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Sandboxes one user may hold at once; default half of
+    /// `sandbox.max_running` (at least 1), so one user never holds them all.
+    pub sandboxes_per_user: Option<usize>,
+    /// Sessions of one user running their agent at once; default: the
+    /// sandbox cap.
+    pub running_per_user: Option<usize>,
+    /// LLM tokens (input + output) one user may spend per UTC day, across
+    /// sessions; 0: no daily cap (the per-session budget still applies).
+    pub tokens_per_day: u64,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        Self {
+            sandboxes_per_user: None,
+            running_per_user: None,
+            tokens_per_day: 10_000_000,
+        }
+    }
+}
+
+/// The per-user caps in force, defaults resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserCaps {
+    pub sandboxes: usize,
+    pub running: usize,
+    pub tokens_per_day: u64,
+}
+
+impl ServeConfig {
+    pub fn user_caps(&self) -> UserCaps {
+        let sandboxes = self
+            .quotas
+            .sandboxes_per_user
+            .unwrap_or((self.sandbox.max_running / 2).max(1));
+        UserCaps {
+            sandboxes,
+            running: self.quotas.running_per_user.unwrap_or(sandboxes),
+            tokens_per_day: self.quotas.tokens_per_day,
         }
     }
 }

@@ -84,7 +84,18 @@ impl TestHost {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..Default::default()
         };
-        config.sandbox.owner = unique("test-server");
+        // Stable across runs (a counter, no process id), so a test host
+        // that died without stopping leaves a network the next run reuses.
+        config.sandbox.owner = {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let bin = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .unwrap_or_default();
+            let bin = bin.split('-').next().unwrap_or_default().to_string();
+            format!("test-{bin}-{}", N.fetch_add(1, Ordering::Relaxed))
+        };
         config.sandbox.warm = 1;
         config.sandbox.max_running = 4;
         config.database_url = Some(match db {

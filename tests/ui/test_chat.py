@@ -135,6 +135,26 @@ def test_the_policy_picker_switches_the_policy(page):
     )
 
 
+def test_a_prompt_injected_form_is_inert(page, host):
+    new_session(page)
+    page.select_option("#policy-picker", "anthropic-policy")
+    expect(page.locator('#messages [data-kind="policy_switched"]')).to_be_visible()
+    send(page, "inject a form")
+    reply = page.locator('#messages [data-kind="assistant_message"]').last
+    expect(reply).to_contain_text("Please sign in again", timeout=60_000)
+    # The text survives; nothing that could pose as a form or restyle the page.
+    for tag in ["form", "input", "button", "style"]:
+        assert reply.locator(tag).count() == 0, tag
+    assert reply.locator("[style]").count() == 0
+    assert reply.locator(".toast").count() == 0
+    expect(page.locator("#messages")).to_be_visible()
+    # And the browser would refuse to submit a form anyway.
+    import urllib.request
+
+    csp = urllib.request.urlopen(host.url + "/").headers["content-security-policy"]
+    assert "form-action 'none'" in csp, csp
+
+
 def test_an_api_error_appears_as_a_message(page):
     new_session(page)
     page.fill("#input", "x" * (70 << 10))

@@ -47,7 +47,16 @@ function reportError(e) {
   toast(`${e.message}${code}`);
 }
 
-const renderMarkdown = (text) => DOMPurify.sanitize(marked.parse(text ?? ""));
+// Model text is untrusted (a web page the agent read can inject into it):
+// no forms, inputs, buttons, styles, frames or media, so a reply can never
+// pose as a sign-in form or restyle the page. The CSP also says
+// form-action 'none'.
+const PURIFY = {
+  FORBID_TAGS: ["form", "input", "button", "textarea", "select", "option", "label", "fieldset",
+    "style", "link", "meta", "iframe", "frame", "object", "embed", "video", "audio", "svg", "math"],
+  FORBID_ATTR: ["style", "action", "formaction", "class", "id"],
+};
+const renderMarkdown = (text) => DOMPurify.sanitize(marked.parse(text ?? ""), PURIFY);
 
 // ---- sign in -------------------------------------------------------------
 

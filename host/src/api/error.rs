@@ -16,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds after which trying again may work (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -64,7 +67,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -102,6 +111,19 @@ impl From<SessionError> for ApiError {
             SessionError::Stopped => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "session_stopped", message)
             }
+            SessionError::Quota {
+                code, retry_after, ..
+            } => Self {
+                retry_after,
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+            },
+            SessionError::Busy(_) => Self {
+                retry_after: Some(10),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "sandboxes_busy", message)
+            },
+            SessionError::ShuttingDown => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
+            }
             SessionError::Store(e) => e.into(),
         }
     }
@@ -110,11 +132,13 @@ impl From<SessionError> for ApiError {
 impl From<PluginError> for ApiError {
     fn from(e: PluginError) -> Self {
         let status = match &e {
-            PluginError::NotInstalled(_) | PluginError::UnknownTool(_) => StatusCode::NOT_FOUND,
+            PluginError::NotInstalled(_)
+            | PluginError::UnknownTool(_)
+            | PluginError::VersionNotInstalled { .. } => StatusCode::NOT_FOUND,
             PluginError::Io(_) | PluginError::Engine(_) => return Self::internal(e.to_string()),
-            PluginError::DuplicateTool { .. } | PluginError::NoPreviousVersion(_) => {
-                StatusCode::CONFLICT
-            }
+            PluginError::DuplicateTool { .. }
+            | PluginError::NoPreviousVersion(_)
+            | PluginError::VersionExists { .. } => StatusCode::CONFLICT,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         Self::new(status, e.code(), e.to_string())

@@ -1,18 +1,24 @@
 //! `/healthz` (the process answers) and `/readyz` (it can serve sessions:
 //! the store answers, Docker answers, the pool has its warm sandboxes).
+//! Anyone learns whether the host is ready; only an operator token gets
+//! the details (error texts name databases, sockets and paths).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::auth::MaybeUser;
 use super::AppState;
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn readyz(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+) -> (StatusCode, Json<Value>) {
     let mut ready = true;
     let store = match state.store.ping().await {
         Ok(()) => json!({"ok": true}),
@@ -52,6 +58,9 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    if !user.is_some_and(|u| u.admin) {
+        return (status, Json(json!({"ready": ready})));
+    }
     (
         status,
         Json(json!({"ready": ready, "store": store, "docker": docker, "pool": pool})),

@@ -136,6 +136,10 @@ async fn desktop(
     })?;
     Ok(ws
         .protocols(["binary"])
+        // RFB client messages are small; the largest allowed is a 1 MiB
+        // clipboard, which the bridge checks from its header.
+        .max_message_size(bridge::MAX_CLIPBOARD + (64 << 10))
+        .read_buffer_size(8 << 10)
         .on_upgrade(move |socket| async move {
             if let Err(e) = serve(socket, handle, target).await {
                 tracing::debug!(error = %e, "live view ended");
@@ -173,16 +177,37 @@ async fn serve(
                 _ => None,
             })
         });
-    let outgoing = sink.with(|bytes: Vec<u8>| {
+    let mut outgoing = sink.with(|bytes: Vec<u8>| {
         std::future::ready(Ok::<_, axum::Error>(Message::Binary(bytes.into())))
     });
     let state = handle.state.clone();
-    bridge::run(
+    let activity = target.activity.clone();
+    let result = bridge::run(
         Box::pin(incoming),
-        Box::pin(outgoing),
+        &mut outgoing,
         desktop,
         &init,
         move || state.borrow().user_control,
+        move || activity.touch(),
     )
-    .await
+    .await;
+    // A viewer that broke the rules is told why before it is closed.
+    if let Err(
+        e @ (bridge::BridgeError::ClipboardTooLarge(_)
+        | bridge::BridgeError::Unsupported(_)
+        | bridge::BridgeError::Handshake(_)),
+    ) = &result
+    {
+        // A close reason has at most 123 bytes.
+        let mut reason = e.to_string();
+        while reason.len() > 123 {
+            reason.pop();
+        }
+        let close = Message::Close(Some(axum::extract::ws::CloseFrame {
+            code: 1008,
+            reason: reason.into(),
+        }));
+        let _ = tokio::time::timeout(bridge::SEND_TIMEOUT, outgoing.get_mut().send(close)).await;
+    }
+    result
 }

@@ -8,6 +8,7 @@ mod health;
 mod live;
 mod plugins;
 mod sessions;
+mod tokens;
 mod ws;
 
 use std::net::SocketAddr;
@@ -25,7 +26,6 @@ use tokio::task::JoinHandle;
 
 pub use error::ApiError;
 
-use crate::capabilities::ImageStore;
 use crate::config::ServeConfig;
 use crate::llm::Providers;
 use crate::plugins::{Registry, Runtime, RuntimeConfig};
@@ -40,6 +40,7 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub pool: Option<Arc<WarmPool>>,
     pub tickets: live::Tickets,
+    pub revocations: tokens::Revocations,
 }
 
 const OPENAPI: &str = include_str!("openapi.json");
@@ -56,7 +57,8 @@ fn web(dir: Option<&Path>) -> Router<AppState> {
     };
     let csp = HeaderValue::from_static(
         "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; \
-         style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'",
+         style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; \
+         form-action 'none'; base-uri 'none'; object-src 'none'",
     );
     Router::new()
         .fallback_service(tower_http::services::ServeDir::new(dir))
@@ -84,6 +86,7 @@ pub fn router(state: AppState, max_body_bytes: usize, web_dir: Option<&Path>) ->
         .merge(sessions::router())
         .merge(plugins::router())
         .merge(live::router())
+        .merge(tokens::router())
         .route("/me", get(me))
         .route("/openapi.json", get(openapi))
         .fallback(not_found);
@@ -138,6 +141,7 @@ pub struct Server {
     state: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    evictor: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -182,10 +186,14 @@ impl Server {
             pool: pool.clone(),
             providers,
             agent: config.agent.clone(),
-            images: Arc::new(ImageStore::default()),
             policy_config,
             default_policy: config.default_policy.clone(),
+            quotas: crate::session::Quotas::new(config.user_caps()),
         }));
+        let evictor = config
+            .agent
+            .evict_after()
+            .map(|after| sessions.start_evictor(after));
         let recovered = sessions.recover().await?;
         if recovered > 0 {
             tracing::info!(
@@ -199,6 +207,7 @@ impl Server {
             sessions,
             pool,
             tickets: live::Tickets::default(),
+            revocations: tokens::Revocations::default(),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -230,6 +239,7 @@ impl Server {
             state,
             stop: Some(stop),
             task,
+            evictor,
         })
     }
 
@@ -237,14 +247,20 @@ impl Server {
         &self.state
     }
 
-    /// Graceful stop: session actors stop first (their in-flight event
-    /// writes complete, WebSockets are told and closed), then the listener
-    /// drains open requests, then sandboxes and the store close.
+    /// Graceful stop: the listener stops taking connections first (so no
+    /// new work arrives), then session actors stop (their in-flight event
+    /// writes complete, WebSockets are told and closed, and no actor
+    /// starts after this), then open requests drain, then sandboxes are
+    /// destroyed (every container of this host's owner, so a stop under
+    /// load leaves none) and the store closes.
     pub async fn stop(mut self) {
-        self.state.sessions.shutdown().await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some(evictor) = self.evictor.take() {
+            evictor.abort();
+        }
+        self.state.sessions.shutdown().await;
         if tokio::time::timeout(Duration::from_secs(10), &mut self.task)
             .await
             .is_err()

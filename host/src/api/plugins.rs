@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/plugins/{name}", get(read).delete(remove))
         .route("/plugins/{name}/grants", post(grants))
         .route("/plugins/{name}/rollback", post(rollback))
+        .route("/plugins/{name}/activate", post(activate))
         .route("/policies", get(policies))
 }
 
@@ -161,6 +162,23 @@ async fn rollback(
 ) -> Result<Json<InstalledPlugin>, ApiError> {
     user.require_admin()?;
     state.registry.rollback(&name).await?;
+    installed(&state, &name).map(Json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivateBody {
+    version: String,
+}
+
+async fn activate(
+    State(state): State<AppState>,
+    user: User,
+    Path(name): Path<String>,
+    Json(body): Json<ActivateBody>,
+) -> Result<Json<InstalledPlugin>, ApiError> {
+    user.require_admin()?;
+    state.registry.activate(&name, &body.version).await?;
     installed(&state, &name).map(Json)
 }
 

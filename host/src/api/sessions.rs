@@ -95,7 +95,12 @@ async fn create(
     check_title(&title)?;
     let (session, handle) = state.sessions.create(&user.id, &title, body.policy).await?;
     if let Some(text) = body.message {
-        handle.user_message(text).await?;
+        // A first message that is refused refuses the whole create:
+        // nothing is left behind that the client did not ask for.
+        if let Err(e) = handle.user_message(text).await {
+            let _ = state.sessions.delete(&user.id, &session.id).await;
+            return Err(e.into());
+        }
     }
     let session = state.store.session(&user.id, &session.id).await?;
     Ok((StatusCode::CREATED, Json(view(session, Some(&handle)))))
@@ -199,6 +204,9 @@ async fn message(
     Json(body): Json<MessageBody>,
 ) -> Result<(StatusCode, Json<Event>), ApiError> {
     let (_, handle) = state.sessions.open(&user.id, &id).await?;
+    if handle.live().sandbox.is_none() {
+        state.sessions.make_room(&user.id, Some(&id)).await;
+    }
     let event = handle.user_message(body.text).await?;
     Ok((StatusCode::ACCEPTED, Json(event)))
 }
@@ -311,7 +319,7 @@ async fn image(
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::bad_request("invalid_path", "not a SHA-256"));
     }
-    let image = match state.store.image(&sha256).await {
+    let image = match state.store.image(&id, &sha256).await {
         Ok(image) => image,
         Err(crate::store::StoreError::NotFound) => return Err(ApiError::not_found("image")),
         Err(e) => return Err(e.into()),

@@ -29,6 +29,10 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const HEARTBEAT: Duration = Duration::from_secs(20);
 const REPLAY_PAGE: i64 = 500;
+/// How often an open socket checks that its token still exists (catches
+/// revocations made through the CLI or another host; this host's API
+/// revocations close sockets at once).
+const TOKEN_RECHECK: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -204,8 +208,35 @@ async fn run(
     replay(&state, &handle, &mut sink, &mut cursor).await?;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
+    let mut recheck = tokio::time::interval(TOKEN_RECHECK);
+    recheck.tick().await;
+    let mut revoked = state.revocations.subscribe();
+    let expiry = user.expires_at.map(|at| {
+        let left = (at - crate::store::now_ms()).max(0) as u64;
+        tokio::time::Instant::now() + Duration::from_millis(left)
+    });
     loop {
         tokio::select! {
+            _ = async { tokio::time::sleep_until(expiry.expect("guarded")).await }, if expiry.is_some() => {
+                send_error(&mut sink, "token_expired", "the token expired; sign in again").await?;
+                break;
+            }
+            id = revoked.recv() => {
+                let gone = match id {
+                    Ok(id) => id == user.token_id,
+                    Err(_) => !state.store.token_valid(&user.token_id).await.unwrap_or(true),
+                };
+                if gone {
+                    send_error(&mut sink, "token_revoked", "the token was revoked").await?;
+                    break;
+                }
+            }
+            _ = recheck.tick() => {
+                if !state.store.token_valid(&user.token_id).await.unwrap_or(true) {
+                    send_error(&mut sink, "token_revoked", "the token was revoked or expired").await?;
+                    break;
+                }
+            }
             frame = live.recv() => match frame {
                 Ok(frame) => {
                     if let Some(seq) = frame.seq {

@@ -72,8 +72,13 @@ pub enum PluginCommand {
     List,
     /// Uninstall a plugin and all its versions.
     Remove { name: String },
-    /// Make the previously installed version active again.
+    /// Make the previously installed version active again (the newer one stays installed).
     Rollback { name: String },
+    /// Make any installed version active: `agenthost plugin activate bash@0.2.0`.
+    Activate {
+        /// NAME@VERSION
+        target: String,
+    },
     /// Grant capabilities to an installed plugin, e.g. `agenthost plugin grant bash shell`.
     Grant { name: String, capabilities: String },
     /// Take capabilities back.
@@ -274,6 +279,17 @@ pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
             let plugin = Registry::open(runtime(data_dir)?, data_dir)
                 .await?
                 .rollback(&name)
+                .await?;
+            println!("{name} is now at version {}", plugin.manifest.version);
+            Ok(())
+        }
+        PluginCommand::Activate { target } => {
+            let (name, version) = target.split_once('@').ok_or_else(|| {
+                anyhow::anyhow!("say which version: `agenthost plugin activate NAME@VERSION`")
+            })?;
+            let plugin = Registry::open(runtime(data_dir)?, data_dir)
+                .await?
+                .activate(name, version)
                 .await?;
             println!("{name} is now at version {}", plugin.manifest.version);
             Ok(())

@@ -74,6 +74,29 @@ pub enum TokenCommand {
         #[arg(long)]
         expires_in_days: Option<u32>,
     },
+    /// List tokens as JSON: id, user, name, admin, created and expiry
+    /// (never the tokens themselves).
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Revoke a token by the id `token list` shows; open WebSockets using
+    /// it close within seconds.
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArgs,
+        id: String,
+    },
+}
+
+async fn open_store(config: &ConfigArgs, data_dir: &Path) -> anyhow::Result<Store> {
+    let mut cfg = load_config(config, data_dir)?;
+    if let Some(url) = &config.database_url {
+        cfg.database_url = Some(url.clone());
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    Ok(Store::open(&cfg.database_url(data_dir)).await?)
 }
 
 fn load_config(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<ServeConfig> {
@@ -131,13 +154,7 @@ pub async fn token(cmd: TokenCommand, data_dir: &Path) -> anyhow::Result<()> {
             admin,
             expires_in_days,
         } => {
-            let mut cfg = load_config(&config, data_dir)?;
-            if let Some(url) = config.database_url {
-                cfg.database_url = Some(url);
-            }
-            std::fs::create_dir_all(data_dir)
-                .with_context(|| format!("cannot create {}", data_dir.display()))?;
-            let store = Store::open(&cfg.database_url(data_dir)).await?;
+            let store = open_store(&config, data_dir).await?;
             let expires_at = expires_in_days.map(|d| {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -149,6 +166,28 @@ pub async fn token(cmd: TokenCommand, data_dir: &Path) -> anyhow::Result<()> {
             store.close().await;
             println!("{token}");
             Ok(())
+        }
+        TokenCommand::List { config } => {
+            let store = open_store(&config, data_dir).await?;
+            let tokens = store.tokens().await?;
+            store.close().await;
+            println!("{}", serde_json::to_string_pretty(&tokens)?);
+            Ok(())
+        }
+        TokenCommand::Revoke { config, id } => {
+            let store = open_store(&config, data_dir).await?;
+            let result = store.revoke_token(&id).await;
+            store.close().await;
+            match result {
+                Ok(()) => {
+                    println!("Revoked token {id}");
+                    Ok(())
+                }
+                Err(agenthost::store::StoreError::NotFound) => Err(anyhow::anyhow!(
+                    "no token has the id `{id}` (see `agenthost token list`)"
+                )),
+                Err(e) => Err(e.into()),
+            }
         }
     }
 }

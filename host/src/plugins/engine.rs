@@ -31,11 +31,12 @@ impl PluginEngine {
         // Sized for a few hundred concurrent instances on one host. Python
         // and JavaScript components carry many core instances and large
         // function tables, hence the generous per-component maxima.
-        pool.total_component_instances(256)
-            .total_core_instances(2048)
-            .total_memories(512)
-            .total_tables(2048)
-            .total_stacks(256)
+        let instances = limits.instances.max(1);
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 8)
+            .total_memories(instances * 2)
+            .total_tables(instances * 8)
+            .total_stacks(instances)
             .max_core_instances_per_component(64)
             .max_memories_per_component(16)
             .max_tables_per_component(64)

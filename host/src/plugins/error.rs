@@ -48,6 +48,17 @@ pub enum PluginError {
     DuplicateTool { tool: String, owner: String },
     #[error("plugin `{0}` has no earlier version to roll back to")]
     NoPreviousVersion(String),
+    #[error(
+        "{name} {version} is already installed with different bytes; \
+         give the new build a new version in its manifest"
+    )]
+    VersionExists { name: String, version: String },
+    #[error("{name} {version} is not installed (installed: {installed})")]
+    VersionNotInstalled {
+        name: String,
+        version: String,
+        installed: String,
+    },
     #[error("plugin `{plugin}` is a {actual}, not a {expected}")]
     WrongKind {
         plugin: String,
@@ -100,6 +111,8 @@ impl PluginError {
             Self::UnknownTool(_) => "unknown_tool",
             Self::DuplicateTool { .. } => "duplicate_tool",
             Self::NoPreviousVersion(_) => "no_previous_version",
+            Self::VersionExists { .. } => "version_exists",
+            Self::VersionNotInstalled { .. } => "version_not_installed",
             Self::WrongKind { .. } => "wrong_kind",
             Self::InvalidInput(_) => "invalid_input",
             Self::BadDescription { .. } => "bad_description",

@@ -23,6 +23,10 @@ pub struct Limits {
     pub wall_clock: Duration,
     /// Largest output a tool may return, in bytes of text.
     pub output_bytes: usize,
+    /// Plugin instances alive at once in the whole host (a policy keeps
+    /// one per active session, a tool call one while it runs): the size
+    /// of the engine's instance pool.
+    pub instances: u32,
 }
 
 impl Default for Limits {
@@ -32,6 +36,7 @@ impl Default for Limits {
             cpu: Duration::from_secs(5),
             wall_clock: Duration::from_secs(300),
             output_bytes: 1 << 20,
+            instances: 256,
         }
     }
 }

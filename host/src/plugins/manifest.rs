@@ -120,17 +120,7 @@ impl Manifest {
         let raw: RawManifest =
             toml::from_str(text).map_err(|e| PluginError::BadManifest(e.to_string()))?;
         validate_name(&raw.name)?;
-        if raw.version.is_empty()
-            || !raw
-                .version
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
-        {
-            return Err(PluginError::BadManifest(format!(
-                "version `{}` must be non-empty and use only letters, digits, '.', '-' and '+'",
-                raw.version
-            )));
-        }
+        validate_version(&raw.version)?;
         let capabilities = raw
             .capabilities
             .iter()
@@ -180,6 +170,18 @@ impl Manifest {
     }
 }
 
+/// Versions are semver (`1.2.3`, `1.0.0-beta.1`); they become directory
+/// names, so nothing else (no `..`, `/`, or other characters) passes.
+pub fn validate_version(version: &str) -> Result<(), PluginError> {
+    match semver::Version::parse(version) {
+        Ok(_) if version.len() <= 64 => Ok(()),
+        _ => Err(PluginError::BadManifest(format!(
+            "version `{}` is not a semantic version such as 1.2.3 (https://semver.org)",
+            version.escape_debug()
+        ))),
+    }
+}
+
 /// Plugin names become directory names and appear in URLs.
 pub fn validate_name(name: &str) -> Result<(), PluginError> {
     let ok = !name.is_empty()
@@ -217,8 +219,9 @@ mod tests {
 
     #[test]
     fn unknown_capability_is_named() {
-        let err = Manifest::parse("name = \"x\"\nversion = \"1\"\ncapabilities = [\"network\"]\n")
-            .unwrap_err();
+        let err =
+            Manifest::parse("name = \"x\"\nversion = \"1.0.0\"\ncapabilities = [\"network\"]\n")
+                .unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("`network`") && msg.contains("computer, shell, files, llm"),
@@ -229,7 +232,32 @@ mod tests {
     #[test]
     fn bad_names_and_fields_are_rejected() {
         assert!(Manifest::parse("name = \"../etc\"\nversion = \"1\"\n").is_err());
-        assert!(Manifest::parse("name = \"ok\"\nversion = \"1\"\nsurprise = 1\n").is_err());
+        assert!(Manifest::parse("name = \"ok\"\nversion = \"1.0.0\"\nsurprise = 1\n").is_err());
         assert!(Manifest::parse("name = \"ok\"\nversion = \"\"\n").is_err());
+    }
+
+    #[test]
+    fn versions_are_semver_and_never_paths() {
+        for bad in [
+            "..",
+            "1",
+            "1.0",
+            "../1.0.0",
+            "1.0.0/..",
+            "/etc",
+            "1.0.0\u{0}",
+            "１.０.０",
+            "1.0.0-\u{202e}",
+            "1.0.0 ",
+            "",
+        ] {
+            assert!(validate_version(bad).is_err(), "{bad:?} passed");
+        }
+        for good in ["0.1.0", "1.2.3-beta.1", "2.0.0+build.5"] {
+            validate_version(good).unwrap();
+        }
+        for bad in ["..", "a/b", "/abs", "ok\u{0}", "é", "A"] {
+            assert!(validate_name(bad).is_err(), "{bad:?} passed");
+        }
     }
 }

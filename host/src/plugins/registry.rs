@@ -5,7 +5,7 @@
 //! ```text
 //! plugins/<name>/<version>/component.wasm   the component as uploaded
 //! plugins/<name>/<version>/plugin.toml      its manifest
-//! plugins/<name>/state.json                 {"history": [...]}: last = active
+//! plugins/<name>/state.json                 {"versions": [...], "active": "..."}
 //! grants.toml                               the operator's grants
 //! cache/                                    compiled artifacts
 //! ```
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::bindings::current::tool::ToolCall;
 use super::bindings::current::types::ToolSpec;
 use super::loaded::PluginSummary;
-use super::manifest::validate_name;
+use super::manifest::{validate_name, validate_version};
 use super::{
     Capability, EffectiveGrants, GrantTable, LoadedPlugin, Manifest, PluginError, PluginKind,
     Runtime, ToolResult,
@@ -34,15 +34,40 @@ use crate::capabilities::CallContext;
 /// Versions kept per plugin for rollback, the active one included.
 const KEPT_VERSIONS: usize = 5;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// Installed versions (in the order they were installed) and which one
+/// serves. Versions are semver, checked again when read back, so no
+/// string from this file can form a path outside the plugin's folder.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct SlotState {
-    /// Installed versions, oldest first; the last is active.
+    #[serde(default)]
+    versions: Vec<String>,
+    #[serde(default)]
+    active: Option<String>,
+    /// The layout before `active` existed: the last entry was active.
+    #[serde(default, skip_serializing)]
     history: Vec<String>,
+}
+
+impl SlotState {
+    fn normalized(mut self) -> Self {
+        if self.versions.is_empty() && !self.history.is_empty() {
+            self.versions = std::mem::take(&mut self.history);
+        }
+        self.versions.retain(|v| semver::Version::parse(v).is_ok());
+        if self
+            .active
+            .as_ref()
+            .is_none_or(|a| !self.versions.contains(a))
+        {
+            self.active = self.versions.last().cloned();
+        }
+        self
+    }
 }
 
 struct Slot {
     active: Arc<LoadedPlugin>,
-    history: Vec<String>,
+    state: SlotState,
 }
 
 /// One installed plugin as the operator sees it.
@@ -94,7 +119,7 @@ impl Registry {
         names.sort();
         for name in names {
             let state = registry.read_state(&name);
-            let Some(version) = state.history.last().cloned() else {
+            let Some(version) = state.active.clone() else {
                 continue;
             };
             match registry.load_version(&name, &version).await {
@@ -103,7 +128,7 @@ impl Registry {
                         name,
                         Slot {
                             active: Arc::new(plugin),
-                            history: state.history,
+                            state,
                         },
                     );
                 }
@@ -122,24 +147,30 @@ impl Registry {
     fn read_state(&self, name: &str) -> SlotState {
         std::fs::read(self.plugin_dir(name).join("state.json"))
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| serde_json::from_slice::<SlotState>(&b).ok())
             .unwrap_or_default()
+            .normalized()
     }
 
-    fn write_state(&self, name: &str, history: &[String]) -> Result<(), PluginError> {
+    /// `plugins/<name>/<version>`: both parts are checked (a name of
+    /// a-z, 0-9, '-', '_'; a semver version), never taken as given.
+    fn version_dir(&self, name: &str, version: &str) -> Result<PathBuf, PluginError> {
+        validate_name(name)?;
+        validate_version(version)?;
+        Ok(self.plugin_dir(name).join(version))
+    }
+
+    fn write_state(&self, name: &str, state: &SlotState) -> Result<(), PluginError> {
         let path = self.plugin_dir(name).join("state.json");
         let tmp = path.with_extension("tmp");
-        let json = serde_json::to_vec_pretty(&SlotState {
-            history: history.to_vec(),
-        })
-        .map_err(|e| PluginError::Io(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(state).map_err(|e| PluginError::Io(e.to_string()))?;
         std::fs::write(&tmp, json)?;
         std::fs::rename(tmp, path)?;
         Ok(())
     }
 
     async fn load_version(&self, name: &str, version: &str) -> Result<LoadedPlugin, PluginError> {
-        let dir = self.plugin_dir(name).join(version);
+        let dir = self.version_dir(name, version)?;
         let manifest = Manifest::load(&dir.join("plugin.toml"))?;
         let bytes = std::fs::read(dir.join("component.wasm"))?;
         self.runtime.load(bytes, Some(manifest), name).await
@@ -164,19 +195,24 @@ impl Registry {
         let version = plugin.manifest.version.clone();
         self.check_tool_names(&plugin)?;
 
-        let dir = self.plugin_dir(&name).join(&version);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("component.wasm"), &bytes)?;
+        let dir = self.version_dir(&name, &version)?;
+        match std::fs::read(dir.join("component.wasm")) {
+            // The same bytes again: installing is idempotent.
+            Ok(existing) if existing == bytes => {}
+            Ok(_) => return Err(PluginError::VersionExists { name, version }),
+            Err(_) => {
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(dir.join("component.wasm"), &bytes)?;
+            }
+        }
         std::fs::write(dir.join("plugin.toml"), plugin.manifest.to_toml())?;
 
-        let mut history = self.read_state(&name).history;
-        history.retain(|v| v != &version);
-        history.push(version);
-        while history.len() > KEPT_VERSIONS {
-            let old = history.remove(0);
-            let _ = std::fs::remove_dir_all(self.plugin_dir(&name).join(old));
-        }
-        self.write_state(&name, &history)?;
+        let mut state = self.read_state(&name);
+        state.versions.retain(|v| v != &version);
+        state.versions.push(version.clone());
+        state.active = Some(version);
+        self.prune(&name, &mut state);
+        self.write_state(&name, &state)?;
         if !grant.is_empty() {
             self.grant(&name, grant)?;
         }
@@ -186,10 +222,27 @@ impl Registry {
             name,
             Slot {
                 active: plugin.clone(),
-                history,
+                state,
             },
         );
         Ok(plugin)
+    }
+
+    /// Forgets the oldest versions past [`KEPT_VERSIONS`], never the active one.
+    fn prune(&self, name: &str, state: &mut SlotState) {
+        while state.versions.len() > KEPT_VERSIONS {
+            let Some(i) = state
+                .versions
+                .iter()
+                .position(|v| Some(v) != state.active.as_ref())
+            else {
+                break;
+            };
+            let old = state.versions.remove(i);
+            if let Ok(dir) = self.version_dir(name, &old) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
 
     /// Tool names are global within a host: the model addresses tools by name.
@@ -208,34 +261,59 @@ impl Registry {
         Ok(())
     }
 
-    /// Makes the version installed before the active one active again and
-    /// forgets the active one.
+    /// Makes the version installed before the active one active again;
+    /// the newer version stays installed (activate it to go forward).
     pub async fn rollback(&self, name: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
-        let mut history = read(&self.slots)
-            .get(name)
-            .map(|s| s.history.clone())
-            .ok_or_else(|| PluginError::NotInstalled(name.to_string()))?;
-        if history.len() < 2 {
+        let state = self.slot_state(name)?;
+        let at = state
+            .active
+            .as_ref()
+            .and_then(|a| state.versions.iter().position(|v| v == a))
+            .unwrap_or(0);
+        if at == 0 {
             return Err(PluginError::NoPreviousVersion(name.to_string()));
         }
-        let dropped = history.pop().unwrap_or_default();
-        let previous = history.last().cloned().unwrap_or_default();
-        let plugin = Arc::new(self.load_version(name, &previous).await?);
-        self.write_state(name, &history)?;
-        if dropped != previous {
-            let _ = std::fs::remove_dir_all(self.plugin_dir(name).join(&dropped));
+        let previous = state.versions[at - 1].clone();
+        self.activate(name, &previous).await
+    }
+
+    /// Makes an installed version the active one.
+    pub async fn activate(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let mut state = self.slot_state(name)?;
+        if !state.versions.iter().any(|v| v == version) {
+            return Err(PluginError::VersionNotInstalled {
+                name: name.to_string(),
+                version: version.to_string(),
+                installed: state.versions.join(", "),
+            });
         }
+        let plugin = Arc::new(self.load_version(name, version).await?);
+        self.check_tool_names(&plugin)?;
+        state.active = Some(version.to_string());
+        self.write_state(name, &state)?;
         write(&self.slots).insert(
             name.to_string(),
             Slot {
                 active: plugin.clone(),
-                history,
+                state,
             },
         );
         Ok(plugin)
     }
 
+    fn slot_state(&self, name: &str) -> Result<SlotState, PluginError> {
+        read(&self.slots)
+            .get(name)
+            .map(|s| s.state.clone())
+            .ok_or_else(|| PluginError::NotInstalled(name.to_string()))
+    }
+
     pub fn remove(&self, name: &str) -> Result<(), PluginError> {
+        validate_name(name)?;
         if write(&self.slots).remove(name).is_none() {
             return Err(PluginError::NotInstalled(name.to_string()));
         }
@@ -257,7 +335,7 @@ impl Registry {
             .values()
             .map(|slot| InstalledPlugin {
                 summary: slot.active.summary(),
-                versions: slot.history.clone(),
+                versions: slot.state.versions.clone(),
                 granted: grants.effective(&slot.active.manifest).granted,
             })
             .collect()

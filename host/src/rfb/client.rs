@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -20,9 +20,23 @@ const ENC_COPY_RECT: i32 = 1;
 const ENC_DESKTOP_SIZE: i32 = -223;
 const ENC_LAST_RECT: i32 = -224;
 const ENC_EXTENDED_DESKTOP_SIZE: i32 = -308;
-/// Larger than any desktop we run; a bigger size means a broken stream.
-const MAX_DIMENSION: u16 = 8192;
-const MAX_CUT_TEXT: u32 = 16 << 20;
+/// Larger than any desktop we run; a bigger size means a broken (or
+/// hostile) stream. It also bounds the mirror: 4096x4096x4 is 64 MiB.
+const MAX_DIMENSION: u16 = 4096;
+/// Clipboard text from the desktop is read and dropped; more than this is
+/// a broken stream.
+const MAX_CUT_TEXT: u32 = 1 << 20;
+/// Raw pixels are read in pieces of at most this many bytes, so a
+/// rectangle never needs a buffer of its own size.
+const READ_CHUNK: usize = 256 << 10;
+/// An update may carry at most this many times the framebuffer's bytes
+/// (overlapping rectangles are legal, endless ones are not).
+const UPDATE_BUDGET_SCREENS: usize = 4;
+/// Once an update has begun, the rest of it must arrive within this time:
+/// a server that drips bytes is a broken server.
+const UPDATE_DEADLINE: Duration = Duration::from_secs(10);
+/// Colour-map entries in one SetColourMapEntries message (the field is u16).
+const MAX_COLOUR_ENTRIES: usize = 1 << 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RfbError {
@@ -110,15 +124,7 @@ pub async fn connect_authenticated(
     }
     let mut types = vec![0u8; count as usize];
     stream.read_exact(&mut types).await?;
-    let chosen = match password {
-        Some(_) if types.contains(&2) => 2,
-        _ if types.contains(&1) => 1,
-        _ => {
-            return Err(RfbError::Auth(format!(
-                "no supported security type among {types:?}"
-            )))
-        }
-    };
+    let chosen = choose_security(&types, password.is_some())?;
     stream.write_u8(chosen).await?;
     if chosen == 2 {
         let mut challenge = [0u8; 16];
@@ -137,7 +143,10 @@ pub async fn connect_authenticated(
     let mut pixel_format = [0u8; 16];
     stream.read_exact(&mut pixel_format).await?;
     let name_len = stream.read_u32().await?;
-    let mut name = vec![0u8; name_len.min(4096) as usize];
+    if name_len > 4096 {
+        return Err(protocol(format!("a desktop name of {name_len} bytes")));
+    }
+    let mut name = vec![0u8; name_len as usize];
     stream.read_exact(&mut name).await?;
     if width == 0 || height == 0 || width > MAX_DIMENSION || height > MAX_DIMENSION {
         return Err(protocol(format!(
@@ -153,6 +162,23 @@ pub async fn connect_authenticated(
             name,
         },
     ))
+}
+
+/// Which security type to answer with. Holding a password means the
+/// desktop must prove it knows it too: a server that offers only None is
+/// not our desktop (something inside the sandbox took its port).
+fn choose_security(offered: &[u8], have_password: bool) -> Result<u8, RfbError> {
+    match (have_password, offered.contains(&2), offered.contains(&1)) {
+        (true, true, _) => Ok(2),
+        (true, false, _) => Err(RfbError::Auth(format!(
+            "the server does not offer VNC authentication (offered {offered:?}); \
+             refusing to connect without it"
+        ))),
+        (false, _, true) => Ok(1),
+        (false, _, false) => Err(RfbError::Auth(format!(
+            "no supported security type among {offered:?}"
+        ))),
+    }
 }
 
 impl RfbClient {
@@ -331,12 +357,9 @@ async fn read_loop(
 ) {
     let mut reader = BufReader::with_capacity(1 << 16, read);
     let result = async {
-        let mut buf = Vec::new();
         loop {
-            match reader.read_u8().await? {
-                0 => {
-                    let (changed, resized) =
-                        read_update(&mut reader, &framebuffer, &mut buf).await?;
+            match read_server_message(&mut reader, &framebuffer).await? {
+                ServerMessage::Update { changed, resized } => {
                     let (w, h) = {
                         let fb = framebuffer.lock().unwrap_or_else(|p| p.into_inner());
                         (fb.width, fb.height)
@@ -355,25 +378,7 @@ async fn read_loop(
                         });
                     }
                 }
-                1 => {
-                    let mut head = [0u8; 5];
-                    reader.read_exact(&mut head).await?;
-                    let n = u16::from_be_bytes([head[3], head[4]]) as usize;
-                    let mut skip = vec![0u8; n * 6];
-                    reader.read_exact(&mut skip).await?;
-                }
-                2 => {} // bell
-                3 => {
-                    let mut pad = [0u8; 3];
-                    reader.read_exact(&mut pad).await?;
-                    let len = reader.read_u32().await?;
-                    if len > MAX_CUT_TEXT {
-                        return Err(protocol(format!("clipboard text of {len} bytes")));
-                    }
-                    let mut text = vec![0u8; len as usize];
-                    reader.read_exact(&mut text).await?;
-                }
-                other => return Err(protocol(format!("unexpected server message type {other}"))),
+                ServerMessage::Other => {}
             }
         }
     }
@@ -385,15 +390,78 @@ async fn read_loop(
     tx.send_modify(|s| s.alive = false);
 }
 
-/// Applies one FramebufferUpdate; returns (pixels changed, desktop resized).
-async fn read_update(
-    reader: &mut BufReader<OwnedReadHalf>,
+/// What one server message did to the mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerMessage {
+    Update {
+        changed: bool,
+        resized: bool,
+    },
+    /// Colour map, bell or clipboard: read and dropped.
+    Other,
+}
+
+/// Reads one server-to-client message and applies it to `framebuffer`.
+/// Everything from the server is hostile input: every length is checked
+/// against the framebuffer before anything is allocated or read, and an
+/// update must finish within [`UPDATE_DEADLINE`].
+pub async fn read_server_message<R: AsyncRead + Unpin>(
+    reader: &mut R,
     framebuffer: &Mutex<Framebuffer>,
-    buf: &mut Vec<u8>,
+) -> Result<ServerMessage, RfbError> {
+    match reader.read_u8().await? {
+        0 => tokio::time::timeout(UPDATE_DEADLINE, read_update(reader, framebuffer))
+            .await
+            .map_err(|_| {
+                protocol(format!(
+                    "a framebuffer update did not complete within {UPDATE_DEADLINE:?}"
+                ))
+            })?
+            .map(|(changed, resized)| ServerMessage::Update { changed, resized }),
+        1 => {
+            let mut head = [0u8; 5];
+            reader.read_exact(&mut head).await?;
+            let n = u16::from_be_bytes([head[3], head[4]]) as usize;
+            skip(reader, n.min(MAX_COLOUR_ENTRIES) * 6).await?;
+            Ok(ServerMessage::Other)
+        }
+        2 => Ok(ServerMessage::Other), // bell
+        3 => {
+            let mut pad = [0u8; 3];
+            reader.read_exact(&mut pad).await?;
+            let len = reader.read_u32().await?;
+            if len > MAX_CUT_TEXT {
+                return Err(protocol(format!("clipboard text of {len} bytes")));
+            }
+            skip(reader, len as usize).await?;
+            Ok(ServerMessage::Other)
+        }
+        other => Err(protocol(format!("unexpected server message type {other}"))),
+    }
+}
+
+/// Reads and drops `n` bytes through a small buffer.
+async fn skip<R: AsyncRead + Unpin>(reader: &mut R, mut n: usize) -> Result<(), RfbError> {
+    let mut scratch = [0u8; 4096];
+    while n > 0 {
+        let take = n.min(scratch.len());
+        reader.read_exact(&mut scratch[..take]).await?;
+        n -= take;
+    }
+    Ok(())
+}
+
+/// Applies one FramebufferUpdate; returns (pixels changed, desktop resized).
+async fn read_update<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    framebuffer: &Mutex<Framebuffer>,
 ) -> Result<(bool, bool), RfbError> {
+    let lock = || framebuffer.lock().unwrap_or_else(|p| p.into_inner());
     reader.read_u8().await?; // padding
     let rects = reader.read_u16().await?;
     let (mut changed, mut resized) = (false, false);
+    let mut budget = lock().pixels.len() * UPDATE_BUDGET_SCREENS;
+    let mut chunk = Vec::new();
     for _ in 0..rects {
         let x = reader.read_u16().await?;
         let y = reader.read_u16().await?;
@@ -402,21 +470,35 @@ async fn read_update(
         let encoding = reader.read_i32().await?;
         match encoding {
             ENC_RAW => {
-                buf.resize(w as usize * h as usize * 4, 0);
-                reader.read_exact(buf).await?;
-                let mut fb = framebuffer.lock().unwrap_or_else(|p| p.into_inner());
-                if !fb.contains(x, y, w, h) {
+                if !lock().contains(x, y, w, h) {
                     return Err(protocol(format!(
                         "raw rectangle {w}x{h}+{x}+{y} outside the desktop"
                     )));
                 }
-                fb.put_raw(x, y, w, h, buf);
-                changed |= w > 0 && h > 0;
+                let row = w as usize * 4;
+                let total = row * h as usize;
+                budget = budget.checked_sub(total).ok_or_else(|| {
+                    protocol("a framebuffer update carries more pixels than the desktop allows")
+                })?;
+                if row == 0 || h == 0 {
+                    continue;
+                }
+                // Whole rows at a time, at most READ_CHUNK bytes (or one row).
+                let rows_per_chunk = (READ_CHUNK / row).max(1);
+                let mut done = 0u16;
+                while done < h {
+                    let rows = (h - done).min(rows_per_chunk as u16);
+                    chunk.resize(rows as usize * row, 0);
+                    reader.read_exact(&mut chunk).await?;
+                    lock().put_raw(x, y + done, w, rows, &chunk);
+                    done += rows;
+                }
+                changed = true;
             }
             ENC_COPY_RECT => {
                 let sx = reader.read_u16().await?;
                 let sy = reader.read_u16().await?;
-                let mut fb = framebuffer.lock().unwrap_or_else(|p| p.into_inner());
+                let mut fb = lock();
                 if !fb.contains(x, y, w, h) || !fb.contains(sx, sy, w, h) {
                     return Err(protocol("copy rectangle outside the desktop"));
                 }
@@ -426,17 +508,17 @@ async fn read_update(
             ENC_DESKTOP_SIZE | ENC_EXTENDED_DESKTOP_SIZE => {
                 if encoding == ENC_EXTENDED_DESKTOP_SIZE {
                     let screens = reader.read_u8().await?;
-                    let mut skip = vec![0u8; 3 + screens as usize * 16];
-                    reader.read_exact(&mut skip).await?;
+                    skip(reader, 3 + screens as usize * 16).await?;
                 }
                 if w == 0 || h == 0 || w > MAX_DIMENSION || h > MAX_DIMENSION {
                     return Err(protocol(format!("implausible desktop size {w}x{h}")));
                 }
                 // Servers also send this in answer to every non-incremental
                 // request; only a real change of size resets the mirror.
-                let mut fb = framebuffer.lock().unwrap_or_else(|p| p.into_inner());
+                let mut fb = lock();
                 if (fb.width, fb.height) != (w, h) {
                     *fb = Framebuffer::new(w, h);
+                    budget = fb.pixels.len() * UPDATE_BUDGET_SCREENS;
                     changed = true;
                     resized = true;
                 }
@@ -446,4 +528,139 @@ async fn read_update(
         }
     }
     Ok((changed, resized))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_holder_never_accepts_none() {
+        assert_eq!(choose_security(&[1, 2], true).unwrap(), 2);
+        assert!(matches!(
+            choose_security(&[1], true),
+            Err(RfbError::Auth(_))
+        ));
+        assert_eq!(choose_security(&[1], false).unwrap(), 1);
+        assert!(choose_security(&[2], false).is_err());
+    }
+
+    fn update(rects: &[(u16, u16, u16, u16, i32)], pixels: usize) -> Vec<u8> {
+        let mut out = vec![0u8, 0];
+        out.extend_from_slice(&(rects.len() as u16).to_be_bytes());
+        for &(x, y, w, h, enc) in rects {
+            for v in [x, y, w, h] {
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+            out.extend_from_slice(&enc.to_be_bytes());
+        }
+        out.resize(out.len() + pixels, 7);
+        out
+    }
+
+    #[tokio::test]
+    async fn a_giant_rectangle_is_refused_before_anything_is_read() {
+        let fb = Mutex::new(Framebuffer::new(64, 48));
+        let bytes = update(&[(0, 0, 65535, 65535, ENC_RAW)], 0);
+        let err = read_server_message(&mut bytes.as_slice(), &fb)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("outside the desktop"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn raw_rectangles_land_in_the_mirror() {
+        let fb = Mutex::new(Framebuffer::new(64, 48));
+        let bytes = update(&[(2, 3, 4, 5, ENC_RAW)], 4 * 5 * 4);
+        let msg = read_server_message(&mut bytes.as_slice(), &fb)
+            .await
+            .unwrap();
+        assert_eq!(
+            msg,
+            ServerMessage::Update {
+                changed: true,
+                resized: false
+            }
+        );
+        let fb = fb.lock().unwrap();
+        assert_eq!(fb.rgb(2, 3), [7, 7, 7]);
+        assert_eq!(fb.rgb(6, 3), [0, 0, 0]);
+    }
+
+    #[tokio::test]
+    async fn an_update_larger_than_its_budget_is_refused() {
+        let fb = Mutex::new(Framebuffer::new(16, 16));
+        // Each full-screen rectangle with its pixels, one more than allowed.
+        let mut bytes = update(&[], 0);
+        bytes[3] = UPDATE_BUDGET_SCREENS as u8 + 1;
+        for _ in 0..=UPDATE_BUDGET_SCREENS {
+            let rect = update(&[(0, 0, 16, 16, ENC_RAW)], 16 * 16 * 4);
+            bytes.extend_from_slice(&rect[4..]);
+        }
+        let err = read_server_message(&mut bytes.as_slice(), &fb)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("more pixels"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_huge_desktop_size_is_refused() {
+        let fb = Mutex::new(Framebuffer::new(16, 16));
+        let bytes = update(&[(0, 0, 60000, 60000, ENC_DESKTOP_SIZE)], 0);
+        assert!(read_server_message(&mut bytes.as_slice(), &fb)
+            .await
+            .is_err());
+        assert_eq!(fb.lock().unwrap().pixels.len(), 16 * 16 * 4);
+    }
+
+    #[tokio::test]
+    async fn oversized_clipboard_text_is_refused() {
+        let mut bytes = vec![3u8, 0, 0, 0];
+        bytes.extend_from_slice(&(MAX_CUT_TEXT + 1).to_be_bytes());
+        let fb = Mutex::new(Framebuffer::new(16, 16));
+        assert!(read_server_message(&mut bytes.as_slice(), &fb)
+            .await
+            .is_err());
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// Reads messages until the stream ends or is refused; the mirror
+    /// keeps its bounds throughout.
+    fn read_all(bytes: &[u8], fb: &Mutex<Framebuffer>) {
+        block_on(async {
+            let mut reader = bytes;
+            while read_server_message(&mut reader, fb).await.is_ok() {}
+        });
+        let fb = fb.lock().unwrap();
+        assert!(fb.width <= MAX_DIMENSION && fb.height <= MAX_DIMENSION);
+        assert_eq!(fb.pixels.len(), fb.width as usize * fb.height as usize * 4);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_streams_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..8192)) {
+            read_all(&bytes, &Mutex::new(Framebuffer::new(32, 24)));
+        }
+
+        /// Well-formed headers with hostile values: any position, size and
+        /// encoding, and fewer (or more) pixels than announced.
+        #[test]
+        fn adversarial_updates_are_bounded(
+            rects in proptest::collection::vec(
+                (proptest::num::u16::ANY, proptest::num::u16::ANY, 0u16..64, 0u16..64,
+                 proptest::sample::select(vec![ENC_RAW, ENC_COPY_RECT, ENC_DESKTOP_SIZE, ENC_LAST_RECT, 5])),
+                0..8),
+            pixels in 0usize..20_000,
+        ) {
+            let rects: Vec<_> = rects.into_iter().map(|(x, y, w, h, e)| (x % 40, y % 30, w, h, e)).collect();
+            read_all(&update(&rects, pixels), &Mutex::new(Framebuffer::new(32, 24)));
+        }
+    }
 }

@@ -14,7 +14,10 @@ mod encode;
 mod framebuffer;
 mod keys;
 
-pub use client::{connect_authenticated, Event, RfbClient, RfbError, ServerInit, UpdateState};
+pub use client::{
+    connect_authenticated, read_server_message, Event, RfbClient, RfbError, ServerInit,
+    ServerMessage, UpdateState,
+};
 pub use encode::{encode_png, scale_region, Rgb};
 pub use framebuffer::Framebuffer;
 pub use keys::{keysym_for_char, parse_combo, KeyError};

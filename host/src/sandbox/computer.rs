@@ -18,6 +18,20 @@ use crate::rfb::{buttons, encode_png, parse_combo, scale_region, Event, RfbClien
 const TYPE_CHUNK: usize = 256;
 const DRAG_STEPS: i32 = 8;
 const DRAG_STEP_INTERVAL: Duration = Duration::from_millis(15);
+/// A dropped display connection is reconnected at most this often...
+const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
+/// ...and after this many reconnects within [`RECONNECT_WINDOW`] the
+/// sandbox is declared failed: its display keeps misbehaving (crashing,
+/// or something inside the sandbox answering on its port).
+const MAX_RECONNECTS: usize = 5;
+const RECONNECT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Recent reconnects, and the verdict once they were too many.
+#[derive(Default)]
+struct Reconnects {
+    recent: std::collections::VecDeque<std::time::Instant>,
+    failed: Option<String>,
+}
 
 pub struct RfbComputer {
     client: tokio::sync::RwLock<Arc<RfbClient>>,
@@ -26,6 +40,7 @@ pub struct RfbComputer {
     /// Pointer position and pressed buttons, as we last set them.
     pointer: Mutex<(Point, u8)>,
     activity: Arc<Activity>,
+    reconnects: Mutex<Reconnects>,
 }
 
 fn rfb_error(e: RfbError) -> HostError {
@@ -53,11 +68,60 @@ impl RfbComputer {
             addr,
             password,
             pointer: Mutex::new((Point { x: 0, y: 0 }, 0)),
+            reconnects: Mutex::default(),
         }
     }
 
+    /// False once the connection dropped, or the sandbox was declared
+    /// failed; the session then replaces the sandbox.
     pub fn is_alive(&self) -> bool {
-        self.client.try_read().map(|c| c.is_alive()).unwrap_or(true)
+        self.failure().is_none() && self.client.try_read().map(|c| c.is_alive()).unwrap_or(true)
+    }
+
+    /// Why the display was declared failed, if it was.
+    pub fn failure(&self) -> Option<String> {
+        self.reconnects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failed
+            .clone()
+    }
+
+    /// Counts a reconnect attempt; refuses it if the last was too recent
+    /// or there were too many (which also declares the sandbox failed).
+    fn allow_reconnect(&self) -> Result<(), HostError> {
+        let mut r = self.reconnects.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(failed) = &r.failed {
+            return Err(HostError::Failed(failed.clone()));
+        }
+        let now = std::time::Instant::now();
+        while r
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > RECONNECT_WINDOW)
+        {
+            r.recent.pop_front();
+        }
+        if r.recent.len() >= MAX_RECONNECTS {
+            let failed = format!(
+                "the sandbox's display dropped {MAX_RECONNECTS} times within {RECONNECT_WINDOW:?}; \
+                 the sandbox is declared failed"
+            );
+            tracing::warn!(addr = %self.addr, "{failed}");
+            r.failed = Some(failed.clone());
+            return Err(HostError::Failed(failed));
+        }
+        if r.recent
+            .back()
+            .is_some_and(|t| now.duration_since(*t) < RECONNECT_INTERVAL)
+        {
+            return Err(HostError::Failed(
+                "the sandbox's display dropped again just after a reconnect; try again shortly"
+                    .into(),
+            ));
+        }
+        r.recent.push_back(now);
+        Ok(())
     }
 
     /// The live connection, reconnecting once if it dropped.
@@ -74,6 +138,7 @@ impl RfbComputer {
         if slot.is_alive() {
             return Ok(slot.clone());
         }
+        self.allow_reconnect()?;
         let fresh = RfbClient::connect(self.addr, Some(&self.password), Duration::from_secs(5))
             .await
             .map_err(rfb_error)?;

@@ -3,14 +3,22 @@
 //! Everything the host creates carries the `agenthost.owner` label, so
 //! containers left by a crashed host are found and removed at start.
 //! Containers get CPU, memory and pids limits, no Docker socket, no new
-//! privileges, and their two ports published on 127.0.0.1 only.
+//! privileges, every capability dropped but the two the entrypoint needs
+//! to start the desktop and the agent's processes as two different users
+//! (SETUID, SETGID; the agent's processes then have none), an init as
+//! PID 1, a read-only root filesystem with size-limited tmpfs for `/tmp`,
+//! `/run` and the agent's home, a `nofile` limit, their own network
+//! (see [`super::network`]), and their two ports published on 127.0.0.1
+//! only. There is no disk quota beyond the tmpfs sizes: with a read-only
+//! root nothing else is writable, and tmpfs pages count against the
+//! memory limit.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, ResourcesUlimits};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -20,6 +28,7 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use super::computer::RfbComputer;
 use super::exec::ExecClient;
+use super::network::{self, Egress, NetworkNames};
 use super::{Activity, Sandbox, SandboxError};
 use crate::rfb::RfbClient;
 
@@ -39,6 +48,12 @@ pub struct SandboxConfig {
     /// Label value marking this host's containers; reaping removes only
     /// containers with the same owner.
     pub owner: String,
+    /// Where sandboxes may send traffic.
+    pub egress: Egress,
+    /// Size of the agent's writable home (tmpfs), in MiB.
+    pub home_mb: u32,
+    /// Size of `/tmp` (tmpfs), in MiB.
+    pub tmp_mb: u32,
 }
 
 impl Default for SandboxConfig {
@@ -51,6 +66,9 @@ impl Default for SandboxConfig {
             pids_limit: 512,
             start_timeout: Duration::from_secs(30),
             owner: "agenthost".into(),
+            egress: Egress::Internet,
+            home_mb: 1024,
+            tmp_mb: 512,
         }
     }
 }
@@ -60,6 +78,8 @@ impl Default for SandboxConfig {
 pub struct Docker {
     client: bollard::Docker,
     config: Arc<SandboxConfig>,
+    /// Set once the owner's network and egress rules are in place.
+    network_ready: Arc<tokio::sync::OnceCell<()>>,
 }
 
 fn secret() -> String {
@@ -76,7 +96,35 @@ impl Docker {
         Ok(Self {
             client,
             config: Arc::new(config),
+            network_ready: Arc::default(),
         })
+    }
+
+    pub fn network_names(&self) -> NetworkNames {
+        NetworkNames::for_owner(&self.config.owner)
+    }
+
+    /// Makes this owner's sandbox network and installs its egress rules
+    /// (once; every start waits for it).
+    pub async fn prepare_network(&self) -> Result<(), SandboxError> {
+        self.network_ready
+            .get_or_try_init(|| async {
+                let names = self.network_names();
+                network::ensure_network(&self.client, &names, (OWNER_LABEL, &self.config.owner))
+                    .await?;
+                network::install_rules(&names, self.config.egress).await
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Removes the egress rules and the network (after the sandboxes).
+    pub async fn teardown_network(&self) {
+        let names = self.network_names();
+        network::remove_rules(&names).await;
+        if let Err(e) = self.client.remove_network(&names.network).await {
+            tracing::debug!(error = %e, "sandbox network not removed");
+        }
     }
 
     /// Whether the engine answers (readiness checks).
@@ -140,6 +188,7 @@ impl Docker {
     /// service has answered.
     pub async fn start(&self) -> Result<Sandbox, SandboxError> {
         let started = Instant::now();
+        self.prepare_network().await?;
         let cfg = &self.config;
         let name = format!(
             "agenthost-sbx-{}",
@@ -175,6 +224,34 @@ impl Docker {
                 nano_cpus: Some(cfg.nano_cpus),
                 pids_limit: Some(cfg.pids_limit),
                 security_opt: Some(vec!["no-new-privileges".into()]),
+                cap_drop: Some(vec!["ALL".into()]),
+                // The entrypoint (root) starts Xvnc as `desktop` and the
+                // agent's processes as `agent` with setpriv; nothing else.
+                cap_add: Some(vec!["SETUID".into(), "SETGID".into()]),
+                readonly_rootfs: Some(true),
+                tmpfs: Some(HashMap::from([
+                    (
+                        "/tmp".to_string(),
+                        format!("rw,nosuid,nodev,size={}m,mode=1777", cfg.tmp_mb),
+                    ),
+                    (
+                        "/home/agent".to_string(),
+                        format!(
+                            "rw,nosuid,nodev,size={}m,mode=0755,uid=1000,gid=1000",
+                            cfg.home_mb
+                        ),
+                    ),
+                    (
+                        "/run".to_string(),
+                        "rw,nosuid,nodev,noexec,size=16m,mode=0755".to_string(),
+                    ),
+                ])),
+                ulimits: Some(vec![ResourcesUlimits {
+                    name: Some("nofile".into()),
+                    soft: Some(4096),
+                    hard: Some(4096),
+                }]),
+                network_mode: Some(self.network_names().network),
                 shm_size: Some(256 << 20),
                 init: Some(true),
                 ..Default::default()
@@ -337,6 +414,29 @@ impl Docker {
             }) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// How Docker runs a container (tests check the confinement).
+    pub async fn host_config(&self, id: &str) -> Result<HostConfig, SandboxError> {
+        let info = self
+            .client
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await?;
+        Ok(info.host_config.unwrap_or_default())
+    }
+
+    /// A network's options and the containers on it (tests).
+    pub async fn inspect_network(
+        &self,
+        name: &str,
+    ) -> Result<bollard::models::NetworkInspect, SandboxError> {
+        Ok(self
+            .client
+            .inspect_network(
+                name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await?)
     }
 
     /// The limits Docker applied, as (memory bytes, nano cpus, pids).

@@ -18,6 +18,8 @@ pub enum SandboxError {
     PoolExhausted(usize),
     #[error("Docker: {0}")]
     Docker(String),
+    #[error("sandbox network: {0}")]
+    Network(String),
 }
 
 impl From<bollard::errors::Error> for SandboxError {

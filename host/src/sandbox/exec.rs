@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::Activity;
@@ -24,6 +24,31 @@ const DEFAULT_TIMEOUT_MS: u32 = 120_000;
 const MAX_TIMEOUT_MS: u32 = 600_000;
 /// Slack on top of a command's own timeout before the host gives up.
 const TRANSPORT_SLACK: Duration = Duration::from_secs(10);
+/// The longest reply line the host reads for a command, a listing or a
+/// stat: stdout and stderr are each capped at [`MAX_OUTPUT_BYTES`] by the
+/// service, and JSON escaping at most sextuples a byte (`\u0000`).
+const MAX_REPLY_BYTES: usize = 16 << 20;
+/// The longest reply to a file read: the service's 64 MiB file limit in
+/// base64, plus the envelope.
+const MAX_FILE_REPLY_BYTES: usize = (64 << 20) / 3 * 4 + (1 << 20);
+
+/// Reads one `\n`-terminated line of at most `limit` bytes. Whatever
+/// answers on the exec port is untrusted (anything in the sandbox can
+/// take the port), so nothing is buffered past the limit.
+async fn read_reply_line<R: tokio::io::AsyncRead + Unpin>(
+    reader: R,
+    limit: usize,
+) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut bounded = BufReader::new(reader.take(limit as u64 + 1));
+    bounded.read_until(b'\n', &mut line).await?;
+    if line.len() > limit {
+        return Err(std::io::Error::other(format!(
+            "the reply is longer than {limit} bytes"
+        )));
+    }
+    Ok(line)
+}
 
 pub struct ExecClient {
     addr: SocketAddr,
@@ -44,7 +69,16 @@ impl ExecClient {
         }
     }
 
-    async fn request(&self, mut body: Value, timeout: Duration) -> Result<Value, HostError> {
+    async fn request(&self, body: Value, timeout: Duration) -> Result<Value, HostError> {
+        self.request_bounded(body, timeout, MAX_REPLY_BYTES).await
+    }
+
+    async fn request_bounded(
+        &self,
+        mut body: Value,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<Value, HostError> {
         if let Some(stopped) = self.activity.stopped_error() {
             return Err(HostError::Failed(stopped));
         }
@@ -57,9 +91,7 @@ impl ExecClient {
             let mut line = serde_json::to_vec(&body).map_err(std::io::Error::other)?;
             line.push(b'\n');
             write.write_all(&line).await?;
-            let mut response = String::new();
-            BufReader::new(read).read_line(&mut response).await?;
-            Ok::<_, std::io::Error>(response)
+            read_reply_line(read, limit).await
         };
         let response = match tokio::time::timeout(timeout, exchange).await {
             Err(_) => {
@@ -79,7 +111,7 @@ impl ExecClient {
             }
             Ok(Ok(r)) => r,
         };
-        let value: Value = serde_json::from_str(&response)
+        let value: Value = serde_json::from_slice(&response)
             .map_err(|e| HostError::Failed(format!("bad answer from the sandbox: {e}")))?;
         if let Some(err) = value.get("error") {
             let message = err["message"]
@@ -152,7 +184,11 @@ const FILE_TIMEOUT: Duration = Duration::from_secs(60);
 impl FilesBackend for ExecClient {
     async fn read(&self, path: &str) -> Result<Vec<u8>, HostError> {
         let v = self
-            .request(json!({"op": "read", "path": path}), FILE_TIMEOUT)
+            .request_bounded(
+                json!({"op": "read", "path": path}),
+                FILE_TIMEOUT,
+                MAX_FILE_REPLY_BYTES,
+            )
             .await?;
         b64()
             .decode(v["content"].as_str().unwrap_or_default())

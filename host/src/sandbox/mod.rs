@@ -11,6 +11,7 @@ mod computer;
 mod docker;
 mod error;
 mod exec;
+mod network;
 mod pool;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ pub use computer::RfbComputer;
 pub use docker::{Docker, SandboxConfig};
 pub use error::SandboxError;
 pub use exec::ExecClient;
+pub use network::{Egress, NetworkNames, BLOCKED_RANGES};
 pub use pool::{PoolConfig, PoolStats, WarmPool};
 
 use crate::capabilities::SandboxBackends;
@@ -31,6 +33,9 @@ use crate::capabilities::SandboxBackends;
 pub struct VncTarget {
     pub addr: SocketAddr,
     pub password: String,
+    /// The sandbox's activity: a person's input through the live view
+    /// counts as use, so the idle reaper leaves a sandbox in use alone.
+    pub activity: Arc<Activity>,
 }
 
 impl std::fmt::Debug for VncTarget {
@@ -74,6 +79,7 @@ impl Sandbox {
         VncTarget {
             addr: self.vnc_addr,
             password: self.vnc_password.clone(),
+            activity: self.activity.clone(),
         }
     }
 

@@ -87,6 +87,7 @@ impl WarmPool {
     /// Removes this owner's leftover containers, then starts filling.
     pub async fn start(docker: Docker, config: PoolConfig) -> Result<Self, SandboxError> {
         docker.reap().await?;
+        docker.prepare_network().await?;
         let shared = Arc::new(Shared {
             docker,
             config,
@@ -218,6 +219,12 @@ impl WarmPool {
         for sandbox in warm {
             self.shared.discard(&sandbox.id).await;
         }
+        // Whatever is left under this owner (a claim that raced the stop)
+        // goes too: a stopped host leaves no container behind.
+        if let Err(e) = self.shared.docker.reap().await {
+            tracing::warn!(error = %e, "could not remove leftover sandboxes");
+        }
+        self.shared.docker.teardown_network().await;
     }
 }
 

@@ -14,15 +14,19 @@ use super::history;
 use super::hub::Hub;
 use super::llm::SessionLlm;
 use super::log::EventLog;
+use super::quota::Permit;
 use super::run::{self, RunControl, RunEnd, Runner};
 use super::{Command, LiveState, SessionError, SessionHandle, Shared};
-use crate::capabilities::{CallContext, LlmBackend};
+use crate::capabilities::{CallContext, ImageStore, LlmBackend};
 use crate::plugins::PolicyInstance;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, SandboxError};
 use crate::store::{Session, SessionStatus};
 
 /// Title given from the first message, in characters.
 const TITLE_CHARS: usize = 60;
+/// Bytes of recent tool images a session keeps in memory; older ones are
+/// still read from the store by hash.
+const SESSION_IMAGE_BUDGET: usize = 32 << 20;
 
 type RunTask = JoinHandle<(Option<PolicyInstance>, RunEnd)>;
 
@@ -38,6 +42,13 @@ struct Actor {
     control: Arc<RunControl>,
     llm: Arc<dyn LlmBackend>,
     spent: Arc<AtomicU64>,
+    /// Images this session's tools produced, by handle. Per session, so a
+    /// plugin can only ever resolve its own session's images.
+    images: Arc<ImageStore>,
+    /// The user's allowance this session uses: one sandbox while it holds
+    /// one, one running agent while a run lasts.
+    sandbox_permit: Option<Permit>,
+    run_permit: Option<Permit>,
 }
 
 /// Starts a session's actor. `recovered` is told once a session the
@@ -45,7 +56,6 @@ struct Actor {
 pub(super) fn spawn(
     shared: Arc<Shared>,
     session: Session,
-    claim_sandbox: bool,
     recovered: Option<oneshot::Sender<()>>,
 ) -> SessionHandle {
     let (tx, rx) = mpsc::channel(64);
@@ -57,6 +67,7 @@ pub(super) fn spawn(
         sandbox: None,
         user_control: false,
         vnc: None,
+        last_active: std::time::Instant::now(),
     });
     let spent = Arc::new(AtomicU64::new(
         (session.input_tokens + session.output_tokens).max(0) as u64,
@@ -67,6 +78,8 @@ pub(super) fn spawn(
         store: shared.store.clone(),
         spent: spent.clone(),
         budget: shared.agent.token_budget,
+        user_id: session.user_id.clone(),
+        tokens_per_day: shared.quotas.caps().tokens_per_day,
     });
     let actor = Actor {
         shared,
@@ -78,10 +91,15 @@ pub(super) fn spawn(
         control: Arc::default(),
         llm,
         spent,
+        images: Arc::new(ImageStore::with_budget(SESSION_IMAGE_BUDGET)),
+        sandbox_permit: None,
+        run_permit: None,
     };
-    tokio::spawn(actor.main(rx, claim_sandbox, recovered));
+    let user_id = actor.session.user_id.as_str().into();
+    tokio::spawn(actor.main(rx, recovered));
     SessionHandle {
         tx,
+        user_id,
         log,
         state: state_rx,
     }
@@ -91,7 +109,6 @@ impl Actor {
     async fn main(
         mut self,
         mut rx: mpsc::Receiver<Command>,
-        claim_sandbox: bool,
         recovered: Option<oneshot::Sender<()>>,
     ) {
         if self.session.status == SessionStatus::Running {
@@ -100,20 +117,23 @@ impl Actor {
         if let Some(tx) = recovered {
             let _ = tx.send(());
         }
-        if claim_sandbox {
-            self.ensure_sandbox().await;
-        }
         let mut task: Option<RunTask> = None;
         loop {
             tokio::select! {
                 command = rx.recv() => {
                     let Some(command) = command else { break };
+                    self.state.send_modify(|s| s.last_active = std::time::Instant::now());
                     if self.command(command, &mut task).await.is_break() {
                         break;
+                    }
+                    if task.is_none() {
+                        self.run_permit = None;
                     }
                 }
                 end = async { task.as_mut().expect("guarded").await }, if task.is_some() => {
                     task = None;
+                    self.run_permit = None;
+                    self.state.send_modify(|s| s.last_active = std::time::Instant::now());
                     match end {
                         Ok((policy, end)) => {
                             self.set_policy(policy);
@@ -156,10 +176,7 @@ impl Actor {
                     _ if task.is_some() => Err(SessionError::InvalidState(
                         "the session is already running".into(),
                     )),
-                    SessionStatus::Paused | SessionStatus::Error => {
-                        self.start(task).await;
-                        Ok(())
-                    }
+                    SessionStatus::Paused | SessionStatus::Error => self.start(task).await,
                     SessionStatus::Finished => Err(SessionError::Finished),
                     s => Err(SessionError::InvalidState(format!(
                         "the session is {}: send a message to start it",
@@ -187,14 +204,36 @@ impl Actor {
                 let _ = reply.send(self.switch_policy(name, task.is_some()).await);
             }
             Command::AttachSandbox(reply) => {
-                self.ensure_sandbox().await;
-                let result = match &self.sandbox {
-                    Some(_) => Ok(()),
-                    None => Err(SessionError::NoSandbox(
+                let result = match self.ensure_sandbox().await {
+                    Err(e) => Err(e),
+                    Ok(()) if self.sandbox.is_some() => Ok(()),
+                    Ok(()) => Err(SessionError::NoSandbox(
                         "no sandbox could be started; see the session's error events".into(),
                     )),
                 };
                 let _ = reply.send(result);
+            }
+            Command::ReleaseSandbox(reply) => {
+                let result = if task.is_some() || self.state.borrow().user_control {
+                    Err(SessionError::InvalidState(
+                        "the session is using its desktop".into(),
+                    ))
+                } else {
+                    self.release_sandbox().await;
+                    Ok(())
+                };
+                let _ = reply.send(result);
+            }
+            Command::Evict(reply) => {
+                if let Some(t) = task.take() {
+                    t.abort();
+                    let _ = t.await;
+                }
+                self.log.settle().await;
+                self.release_sandbox().await;
+                self.set_policy(None);
+                let _ = reply.send(());
+                return Break(());
             }
             Command::TakeOver(reply) => {
                 let _ = reply.send(self.take_over(task).await);
@@ -203,9 +242,10 @@ impl Actor {
                 let result = if self.state.borrow().user_control {
                     self.set_control(false).await;
                     if task.is_none() && self.session.status == SessionStatus::Paused {
-                        self.start(task).await;
+                        self.start(task).await
+                    } else {
+                        Ok(())
                     }
-                    Ok(())
                 } else {
                     Err(SessionError::InvalidState(
                         "the agent already has control".into(),
@@ -260,6 +300,12 @@ impl Actor {
         if self.session.status == SessionStatus::Finished {
             return Err(SessionError::Finished);
         }
+        // Everything that could refuse the run is settled before the
+        // message is stored: a refused message is not kept half-handled.
+        let run_permit = match task {
+            Some(_) => None,
+            None => Some(self.prepare_run().await?),
+        };
         // Asking the agent something hands it the desktop back.
         if self.state.borrow().user_control {
             self.set_control(false).await;
@@ -281,16 +327,48 @@ impl Actor {
             }
         }
         // A message while the loop runs is picked up at its next step.
-        if task.is_none() {
-            self.start(task).await;
+        if let Some(permit) = run_permit {
+            self.launch(permit, task).await;
         }
         Ok(event)
     }
 
-    /// Starts the agent loop, attaching a sandbox and a policy instance
-    /// first if the session has none (new, restored, or after a crash).
-    async fn start(&mut self, task: &mut Option<RunTask>) {
-        self.ensure_sandbox().await;
+    /// What a run needs before it starts: a place under the user's running
+    /// cap and under the daily token cap, and a sandbox.
+    async fn prepare_run(&mut self) -> Result<Permit, SessionError> {
+        let caps = self.shared.quotas.caps();
+        if caps.tokens_per_day > 0 {
+            let spent = self
+                .shared
+                .store
+                .user_tokens_today(&self.session.user_id)
+                .await?;
+            if spent >= caps.tokens_per_day {
+                return Err(SessionError::Quota {
+                    code: "quota_tokens",
+                    message: format!(
+                        "you have used {spent} model tokens today, your daily limit is {}",
+                        caps.tokens_per_day
+                    ),
+                    retry_after: Some(crate::store::secs_until_tomorrow()),
+                });
+            }
+        }
+        let permit = self.shared.quotas.run(&self.session.user_id)?;
+        self.ensure_sandbox().await?;
+        Ok(permit)
+    }
+
+    /// Starts the agent loop (see [`Self::launch`]) if nothing refuses it.
+    async fn start(&mut self, task: &mut Option<RunTask>) -> Result<(), SessionError> {
+        let permit = self.prepare_run().await?;
+        self.launch(permit, task).await;
+        Ok(())
+    }
+
+    /// Starts the agent loop with a policy instance (a new one if the
+    /// session has none: new, restored, evicted, or after a crash).
+    async fn launch(&mut self, permit: Permit, task: &mut Option<RunTask>) {
         let policy = match self.take_policy() {
             Some(p) => p,
             None => match self.new_policy_instance(&self.session.policy.clone()) {
@@ -302,6 +380,7 @@ impl Actor {
             },
         };
         self.control.reset();
+        self.run_permit = Some(permit);
         self.set_status(SessionStatus::Running, "").await;
         let runner = Runner {
             shared: self.shared.clone(),
@@ -336,7 +415,7 @@ impl Actor {
                 None
             },
             llm: Some(self.llm.clone()),
-            images: self.shared.images.clone(),
+            images: self.images.clone(),
             ..CallContext::default()
         }
     }
@@ -376,6 +455,9 @@ impl Actor {
         if let Ok((policy, _)) = task.await {
             self.set_policy(policy);
         }
+        // Appends the run began finish first, so the log read below holds
+        // every tool call and result it will ever have.
+        self.log.settle().await;
         self.session.policy = self.state.borrow().policy.clone();
         self.close_open_calls("cancelled by the user").await;
         if let Some(name) = self.control.take_switch() {
@@ -459,7 +541,7 @@ impl Actor {
         if self.state.borrow().user_control {
             return Ok(());
         }
-        self.ensure_sandbox().await;
+        self.ensure_sandbox().await?;
         if self.sandbox.is_none() {
             return Err(SessionError::NoSandbox(
                 "no sandbox could be started".into(),
@@ -484,31 +566,41 @@ impl Actor {
         }
     }
 
-    async fn ensure_sandbox(&mut self) {
+    /// Makes sure the session has a live sandbox. A per-user cap or a
+    /// host with every desktop busy is an error the caller reports (429);
+    /// anything else (no Docker, a sandbox that would not boot) is
+    /// recorded as an error event and the session goes on without one.
+    async fn ensure_sandbox(&mut self) -> Result<(), SessionError> {
         if self.sandbox.as_ref().is_some_and(Sandbox::is_alive) {
-            return;
+            return Ok(());
         }
         let Some(pool) = self.shared.pool.clone() else {
-            return;
+            return Ok(());
         };
         if let Some(dead) = self.sandbox.take() {
             tracing::warn!(session = %self.session.id, sandbox = %dead.name, "sandbox died; replacing it");
+            let why = dead.computer.failure();
             pool.release(dead).await;
-            self.event_error(
-                "sandbox_replaced",
-                "the session's desktop stopped; a fresh one replaces it (files and windows from before are gone)",
-            )
-            .await;
+            self.sandbox_permit = None;
+            let message = match why {
+                Some(why) => format!("{why}; a fresh desktop replaces it (files and windows from before are gone)"),
+                None => "the session's desktop stopped; a fresh one replaces it (files and windows from before are gone)".into(),
+            };
+            self.event_error("sandbox_replaced", &message).await;
         }
+        let permit = self.shared.quotas.sandbox(&self.session.user_id)?;
         match pool.claim().await {
             Ok(sandbox) => {
                 let (name, vnc) = (sandbox.name.clone(), sandbox.vnc_target());
                 self.sandbox = Some(sandbox);
+                self.sandbox_permit = Some(permit);
                 self.state.send_modify(|s| {
                     s.sandbox = Some(name);
                     s.vnc = Some(vnc);
                 });
+                Ok(())
             }
+            Err(SandboxError::PoolExhausted(n)) => Err(SessionError::Busy(n)),
             Err(e) => {
                 self.state.send_modify(|s| {
                     s.sandbox = None;
@@ -516,6 +608,7 @@ impl Actor {
                 });
                 self.event_error("sandbox_unavailable", &e.to_string())
                     .await;
+                Ok(())
             }
         }
     }
@@ -524,6 +617,11 @@ impl Actor {
         if let (Some(sandbox), Some(pool)) = (self.sandbox.take(), self.shared.pool.clone()) {
             pool.release(sandbox).await;
         }
+        self.sandbox_permit = None;
+        self.state.send_modify(|s| {
+            s.sandbox = None;
+            s.vnc = None;
+        });
     }
 
     async fn fail(&mut self, code: &str, message: &str) {

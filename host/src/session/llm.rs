@@ -22,11 +22,16 @@ pub struct SessionLlm {
     /// Input plus output tokens spent so far, shared with the agent loop.
     pub spent: Arc<AtomicU64>,
     pub budget: u64,
+    pub user_id: String,
+    /// The user's daily cap across sessions; 0: none.
+    pub tokens_per_day: u64,
 }
 
+/// The images a request may name: the session's own, in memory or stored.
 struct Images<'a> {
     memory: &'a ImageStore,
     store: &'a Store,
+    session_id: &'a str,
 }
 
 #[async_trait]
@@ -36,7 +41,7 @@ impl ImageSource for Images<'_> {
             return Some((img.bytes, img.media_type.to_string()));
         }
         let sha = handle.strip_prefix("img-")?;
-        let img = self.store.image(sha).await.ok()?;
+        let img = self.store.image(self.session_id, sha).await.ok()?;
         Some((img.bytes.into(), img.media_type))
     }
 }
@@ -59,10 +64,24 @@ impl LlmBackend for SessionLlm {
                 self.budget
             )));
         }
+        if self.tokens_per_day > 0 {
+            let today = self
+                .store
+                .user_tokens_today(&self.user_id)
+                .await
+                .map_err(|e| HostError::Failed(e.to_string()))?;
+            if today >= self.tokens_per_day {
+                return Err(HostError::Denied(format!(
+                    "the user's daily token limit is spent ({today} of {} tokens today)",
+                    self.tokens_per_day
+                )));
+            }
+        }
         let (provider, model) = self.providers.route(request.model.as_deref())?;
         let source = Images {
             memory: images,
             store: &self.store,
+            session_id: self.log.session_id(),
         };
         let response = provider
             .complete(&request, model, &source, &Deltas(&self.log))
@@ -70,6 +89,10 @@ impl LlmBackend for SessionLlm {
         let u = &response.usage;
         let added = u64::from(u.input_tokens) + u64::from(u.output_tokens);
         self.spent.fetch_add(added, Ordering::Relaxed);
+        self.store
+            .add_user_tokens(&self.user_id, added as i64)
+            .await
+            .map_err(|e| HostError::Failed(e.to_string()))?;
         let totals = self
             .store
             .add_usage(

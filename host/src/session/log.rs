@@ -3,7 +3,10 @@
 //! Appends are serialized per session so the live stream is in sequence
 //! order, and each append runs to completion in its own task: cancelling
 //! the agent mid-append (a hard stop) can never leave an event stored but
-//! unannounced.
+//! unannounced. An append takes its turn *before* its task is spawned, so
+//! once a cancelled run has been awaited, [`EventLog::settle`] waits for
+//! every append it began: nothing it wrote can land after the actor has
+//! read the log to close open tool calls.
 
 use std::sync::Arc;
 
@@ -48,8 +51,10 @@ impl EventLog {
         let this = self.clone();
         let kind = kind.to_string();
         let source = source.to_string();
+        // Cancelled while waiting for the turn: nothing was appended.
+        let turn = self.order.clone().lock_owned().await;
         let task = tokio::spawn(async move {
-            let _turn = this.order.lock().await;
+            let _turn = turn;
             let event = this
                 .store
                 .append_event(&this.session_id, &kind, &source, &payload)
@@ -65,7 +70,7 @@ impl EventLog {
         }
     }
 
-    /// Waits for appends already under way (shutdown).
+    /// Waits for every append already begun (cancel, shutdown).
     pub async fn settle(&self) {
         let _turn = self.order.lock().await;
     }

@@ -12,17 +12,19 @@ mod history;
 mod hub;
 mod llm;
 mod log;
+mod quota;
 mod run;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use hub::{Frame, Hub};
 pub use log::EventLog;
+pub use quota::{Permit, Quotas};
 
-use crate::capabilities::ImageStore;
 use crate::config::AgentConfig;
 use crate::llm::Providers;
 use crate::plugins::{PluginError, Registry};
@@ -49,6 +51,17 @@ pub enum SessionError {
     NoSandbox(String),
     #[error("the session's actor stopped")]
     Stopped,
+    /// A per-user cap; `code` names which.
+    #[error("{message}")]
+    Quota {
+        code: &'static str,
+        message: String,
+        retry_after: Option<u64>,
+    },
+    #[error("all {0} desktops are in use; try again shortly")]
+    Busy(usize),
+    #[error("the host is stopping")]
+    ShuttingDown,
     #[error(transparent)]
     Store(StoreError),
 }
@@ -78,10 +91,10 @@ pub struct Shared {
     pub pool: Option<Arc<WarmPool>>,
     pub providers: Providers,
     pub agent: AgentConfig,
-    pub images: Arc<ImageStore>,
     /// Operator configuration per policy, passed to its steps as JSON.
     pub policy_config: BTreeMap<String, serde_json::Value>,
     pub default_policy: Option<String>,
+    pub quotas: Quotas,
 }
 
 /// The parts of a session's state that only exist while the host runs.
@@ -97,6 +110,8 @@ pub struct LiveState {
     pub user_control: bool,
     /// Where the live view connects; never sent to clients.
     pub vnc: Option<crate::sandbox::VncTarget>,
+    /// When the actor last took a command or finished a run (eviction).
+    pub last_active: Instant,
 }
 
 pub(crate) enum Command {
@@ -109,12 +124,18 @@ pub(crate) enum Command {
     AttachSandbox(oneshot::Sender<Result<(), SessionError>>),
     TakeOver(oneshot::Sender<Result<(), SessionError>>),
     HandBack(oneshot::Sender<Result<(), SessionError>>),
+    /// Give the sandbox back (another session needs the room); refused
+    /// while a run or a person uses it.
+    ReleaseSandbox(oneshot::Sender<Result<(), SessionError>>),
+    /// Stop the actor, releasing sandbox and policy instance (idle).
+    Evict(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
 
 #[derive(Clone)]
 pub struct SessionHandle {
     tx: mpsc::Sender<Command>,
+    user_id: Arc<str>,
     pub log: EventLog,
     pub state: watch::Receiver<LiveState>,
 }
@@ -173,10 +194,12 @@ impl SessionHandle {
     }
 }
 
-/// Every session the host has touched since it started.
+/// The sessions whose actors run on this host.
 pub struct Sessions {
     shared: Arc<Shared>,
     live: Mutex<HashMap<String, SessionHandle>>,
+    /// Set by `shutdown`: no actor starts after it.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Sessions {
@@ -184,6 +207,7 @@ impl Sessions {
         Self {
             shared: Arc::new(shared),
             live: Mutex::default(),
+            closing: Default::default(),
         }
     }
 
@@ -193,6 +217,15 @@ impl Sessions {
 
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionHandle>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Actors running now (sessions not evicted).
+    pub fn live_count(&self) -> usize {
+        self.live().len()
+    }
+
+    fn closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The policy new sessions get: the configured one, else the best
@@ -212,21 +245,71 @@ impl Sessions {
         }
     }
 
+    /// Creates a session and claims its desktop. A user at their sandbox
+    /// cap, or a host with every desktop busy, is refused (nothing is
+    /// created) rather than left waiting; idle sessions give their
+    /// desktops up first.
     pub async fn create(
         &self,
         user: &str,
         title: &str,
         policy: Option<String>,
     ) -> Result<(Session, SessionHandle), SessionError> {
+        if self.closing() {
+            return Err(SessionError::ShuttingDown);
+        }
         let policy = policy.unwrap_or_else(|| self.default_policy());
         check_policy(&self.shared.registry, &policy)?;
+        self.make_room(user, None).await;
         let session = self
             .shared
             .store
             .create_session(user, title, &policy)
             .await?;
-        let handle = self.spawn(&session, true);
-        Ok((session, handle))
+        let handle = self.spawn(&session)?;
+        match handle.attach_sandbox().await {
+            Err(e @ (SessionError::Quota { .. } | SessionError::Busy(_))) => {
+                let _ = handle.call(Command::Delete).await;
+                self.live().remove(&session.id);
+                Err(e)
+            }
+            // No Docker: the session works without a desktop, and says so.
+            _ => Ok((session, handle)),
+        }
+    }
+
+    /// Before `user` needs a desktop (for `except`, a session of theirs
+    /// that has none): if they are at their cap, their least recently used
+    /// idle session gives its desktop back; if the host has none left, the
+    /// least recently used idle session of anyone does.
+    pub async fn make_room(&self, user: &str, except: Option<&str>) {
+        if self.shared.quotas.sandboxes_held(user) >= self.shared.quotas.caps().sandboxes {
+            self.release_idle(|h| &*h.user_id == user, except).await;
+        }
+        if let Some(pool) = &self.shared.pool {
+            let stats = pool.stats();
+            if stats.warm == 0 && stats.running >= pool.config().max_running {
+                self.release_idle(|_| true, except).await;
+            }
+        }
+    }
+
+    /// Asks the least recently active idle session with a desktop among
+    /// those `pick` selects to give it back.
+    async fn release_idle(&self, pick: impl Fn(&SessionHandle) -> bool, except: Option<&str>) {
+        let candidate = self
+            .live()
+            .iter()
+            .filter(|(id, h)| Some(id.as_str()) != except && pick(h))
+            .filter(|(_, h)| {
+                let s = h.state.borrow();
+                s.sandbox.is_some() && s.status != SessionStatus::Running && !s.user_control
+            })
+            .min_by_key(|(_, h)| h.state.borrow().last_active)
+            .map(|(_, h)| h.clone());
+        if let Some(h) = candidate {
+            let _ = h.call(Command::ReleaseSandbox).await;
+        }
     }
 
     /// The user's session, its actor started if it was not running.
@@ -235,11 +318,16 @@ impl Sessions {
         user: &str,
         id: &str,
     ) -> Result<(Session, SessionHandle), SessionError> {
+        if self.closing() {
+            return Err(SessionError::ShuttingDown);
+        }
         let session = self.shared.store.session(user, id).await?;
         if let Some(h) = self.live().get(id) {
-            return Ok((session, h.clone()));
+            if !h.tx.is_closed() {
+                return Ok((session, h.clone()));
+            }
         }
-        let handle = self.spawn(&session, false);
+        let handle = self.spawn(&session)?;
         Ok((session, handle))
     }
 
@@ -248,28 +336,29 @@ impl Sessions {
         self.live().get(id).cloned()
     }
 
-    fn spawn(&self, session: &Session, claim_sandbox: bool) -> SessionHandle {
-        self.spawn_with(session, claim_sandbox, None)
+    fn spawn(&self, session: &Session) -> Result<SessionHandle, SessionError> {
+        self.spawn_with(session, None)
     }
 
+    /// Starts the session's actor (or returns the running one). Checked
+    /// under the same lock `shutdown` takes, so no actor outlives a stop.
     fn spawn_with(
         &self,
         session: &Session,
-        claim_sandbox: bool,
         recovered: Option<oneshot::Sender<()>>,
-    ) -> SessionHandle {
+    ) -> Result<SessionHandle, SessionError> {
         let mut live = self.live();
-        if let Some(h) = live.get(&session.id) {
-            return h.clone();
+        if self.closing() {
+            return Err(SessionError::ShuttingDown);
         }
-        let handle = actor::spawn(
-            self.shared.clone(),
-            session.clone(),
-            claim_sandbox,
-            recovered,
-        );
+        if let Some(h) = live.get(&session.id) {
+            if !h.tx.is_closed() {
+                return Ok(h.clone());
+            }
+        }
+        let handle = actor::spawn(self.shared.clone(), session.clone(), recovered);
         live.insert(session.id.clone(), handle.clone());
-        handle
+        Ok(handle)
     }
 
     pub async fn delete(&self, user: &str, id: &str) -> Result<(), SessionError> {
@@ -292,8 +381,9 @@ impl Sessions {
         let mut marked = Vec::new();
         for session in &running {
             let (tx, rx) = oneshot::channel();
-            self.spawn_with(session, false, Some(tx));
-            marked.push(rx);
+            if self.spawn_with(session, Some(tx)).is_ok() {
+                marked.push(rx);
+            }
         }
         for rx in marked {
             let _ = rx.await;
@@ -301,11 +391,61 @@ impl Sessions {
         Ok(running.len())
     }
 
+    /// Evicts, every so often, the actors of sessions idle for `after`
+    /// with nobody connected: they release their sandbox and policy
+    /// instance, and come back from the store on next use. So the number
+    /// of stored sessions is bounded by disk, not by memory or the
+    /// engine's instance pool.
+    pub fn start_evictor(self: &Arc<Self>, after: Duration) -> tokio::task::JoinHandle<()> {
+        let sessions: Weak<Self> = Arc::downgrade(self);
+        let period = (after / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                let Some(sessions) = sessions.upgrade() else {
+                    return;
+                };
+                sessions.evict_idle(after).await;
+            }
+        })
+    }
+
+    async fn evict_idle(&self, after: Duration) {
+        let idle = |h: &SessionHandle| {
+            let s = h.state.borrow();
+            s.status != SessionStatus::Running
+                && !s.user_control
+                && s.last_active.elapsed() >= after
+                && h.log.hub().clients() == 0
+        };
+        let evicted: Vec<SessionHandle> = {
+            let mut live = self.live();
+            let ids: Vec<String> = live
+                .iter()
+                .filter(|(_, h)| idle(h))
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter().filter_map(|id| live.remove(id)).collect()
+        };
+        for h in evicted {
+            let (tx, rx) = oneshot::channel();
+            if h.tx.send(Command::Evict(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        }
+    }
+
     /// Stops every actor: runs are cut at once (their sessions stay marked
     /// running, so the next start recovers them), in-flight event writes
-    /// finish, sandboxes are destroyed.
+    /// finish, sandboxes are destroyed. No actor starts afterwards.
     pub async fn shutdown(&self) {
-        let handles: Vec<SessionHandle> = self.live().drain().map(|(_, h)| h).collect();
+        let handles: Vec<SessionHandle> = {
+            let mut live = self.live();
+            self.closing
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            live.drain().map(|(_, h)| h).collect()
+        };
         for h in handles {
             let (tx, rx) = oneshot::channel();
             if h.tx.send(Command::Shutdown(tx)).await.is_ok() {

@@ -363,12 +363,13 @@ impl Runner {
         for part in parts {
             out.push(match part {
                 ContentPart::Text(t) => event::text_part(&t),
-                ContentPart::Image(img) => match self.shared.images.get(&img.handle) {
+                ContentPart::Image(img) => match self.tool_ctx.images.get(&img.handle) {
                     Some(stored) => {
                         let sha = self
                             .shared
                             .store
                             .put_image(
+                                &self.session_id,
                                 &stored.bytes,
                                 stored.media_type,
                                 stored.width,

@@ -12,6 +12,7 @@ mod events;
 mod images;
 mod sessions;
 mod tokens;
+mod usage;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,7 +23,8 @@ pub use error::StoreError;
 pub use events::Event;
 pub use images::StoredImage;
 pub use sessions::{Session, SessionStatus};
-pub use tokens::TokenUser;
+pub use tokens::{TokenInfo, TokenUser, TOKEN_ID_LEN};
+pub use usage::secs_until_tomorrow;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -38,7 +40,7 @@ pub struct Store {
     backend: Backend,
 }
 
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -266,6 +266,25 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // Its images go with it, unless another session stored them too.
+        let shas: Vec<String> =
+            sqlx::query_scalar("SELECT sha256 FROM session_images WHERE session_id = $1")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        sqlx::query("DELETE FROM session_images WHERE session_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for sha in shas {
+            sqlx::query(
+                "DELETE FROM images WHERE sha256 = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM session_images WHERE sha256 = $1)",
+            )
+            .bind(sha)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
