@@ -618,17 +618,19 @@ async fn revoked_and_expired_tokens_close_their_sockets_and_readyz_keeps_details
     assert_eq!(status, 401);
 
     // A token that expires while its socket is open.
+    let other = host.token("tok-other").await;
+    let s = host.create_session(&other, json!({})).await;
     let store = &host.server().state().store;
     let soon = store
         .create_token(
-            "tok-user",
+            "tok-other",
             "short",
-            Some(agenthost::store::now_ms() + 1_500),
+            Some(agenthost::store::now_ms() + 3_000),
             false,
         )
         .await
         .unwrap();
-    let (_, mut ws) = host.open_chat(&soon).await;
+    let mut ws = host.ws(&soon, s["id"].as_str().unwrap(), 0).await;
     let closing = ws.until(|f| f["kind"] == "error").await;
     assert_eq!(closing.last().unwrap()["payload"]["code"], "token_expired");
 
@@ -648,26 +650,30 @@ async fn revoked_and_expired_tokens_close_their_sockets_and_readyz_keeps_details
     host.stop().await;
 }
 
-/// Every tool call in the log has exactly one result.
+/// Every tool call in the log has exactly one result, after it (policies
+/// may reuse call ids across runs, so a call is matched to the next
+/// result that names it).
 fn calls_answered_once(events: &[Value]) -> Result<(), String> {
-    let mut open = std::collections::HashMap::<String, usize>::new();
+    let mut open = std::collections::HashSet::<String>::new();
     for e in events {
-        let id = e["payload"]["id"].as_str().unwrap_or_default().to_string();
         match e["kind"].as_str() {
             Some("tool_call") => {
-                open.insert(id, 0);
+                let id = e["payload"]["id"].as_str().unwrap_or_default();
+                if !open.insert(id.to_string()) {
+                    return Err(format!("call {id} again before its result: {e}"));
+                }
             }
             Some("tool_result") => {
-                let n = open
-                    .get_mut(&id)
-                    .ok_or(format!("a result without a call: {e}"))?;
-                *n += 1;
+                let id = e["payload"]["tool_use_id"].as_str().unwrap_or_default();
+                if !open.remove(id) {
+                    return Err(format!("a result without an open call: {e}"));
+                }
             }
             _ => {}
         }
     }
-    match open.iter().find(|(_, n)| **n != 1) {
-        Some((id, n)) => Err(format!("call {id} has {n} results")),
+    match open.iter().next() {
+        Some(id) => Err(format!("call {id} has no result")),
         None => Ok(()),
     }
 }

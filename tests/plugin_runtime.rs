@@ -532,7 +532,76 @@ async fn hot_swap_under_concurrent_calls_fails_none() {
         reg.get("misbehaving-tool").unwrap().manifest.version,
         "3.0.0"
     );
-    assert_eq!(reg.list()[0].versions, ["1.0.0", "3.0.0"]);
+    // Rollbacks keep the newer versions; the five newest are kept.
+    assert_eq!(
+        reg.list()[0].versions,
+        ["2.0.1", "2.0.2", "2.0.3", "2.0.4", "3.0.0"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_versions_are_semver_and_immutable() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(dir.path()).await;
+    let (bytes, manifest) = component("misbehaving-tool");
+    for bad in [
+        "..",
+        "../../etc",
+        "/abs",
+        "1.0",
+        "1.0.0/..",
+        "１.0.0",
+        "1.0.0\u{202e}",
+    ] {
+        let mut m = manifest.clone();
+        m.version = bad.into();
+        let err = reg
+            .install(bytes.clone(), Some(m), "misbehaving-tool", &BTreeSet::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PluginError::BadManifest(_)), "{bad:?}: {err}");
+    }
+    for bad in ["..", "a/b", "/abs"] {
+        assert!(reg.activate(bad, "1.0.0").await.is_err());
+        assert!(reg.remove(bad).is_err());
+    }
+    assert!(dir.path().join("plugins").is_dir());
+
+    install_version(&reg, "1.0.0", true).await;
+    install_version(&reg, "1.0.0", true).await; // the same bytes: a no-op
+    let mut other = manifest.clone();
+    other.version = "1.0.0".into();
+    let mut changed = bytes.clone();
+    // A custom section "abc": a valid component with other bytes.
+    changed.extend_from_slice(&[0, 4, 3, b'a', b'b', b'c']);
+    let err = reg
+        .install(changed, Some(other), "misbehaving-tool", &BTreeSet::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PluginError::VersionExists { .. }), "{err}");
+
+    install_version(&reg, "1.1.0", true).await;
+    reg.rollback("misbehaving-tool").await.unwrap();
+    let listed = &reg.list()[0];
+    assert_eq!(listed.summary.version, "1.0.0");
+    assert_eq!(listed.versions, ["1.0.0", "1.1.0"], "the newer one stays");
+    reg.activate("misbehaving-tool", "1.1.0").await.unwrap();
+    assert_eq!(
+        reg.get("misbehaving-tool").unwrap().manifest.version,
+        "1.1.0"
+    );
+    let err = reg.activate("misbehaving-tool", "9.9.9").await.unwrap_err();
+    assert!(
+        matches!(err, PluginError::VersionNotInstalled { .. }),
+        "{err}"
+    );
+    // And after a restart, the active version is still the chosen one.
+    drop(reg);
+    let reg = registry(dir.path()).await;
+    assert_eq!(
+        reg.get("misbehaving-tool").unwrap().manifest.version,
+        "1.1.0"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

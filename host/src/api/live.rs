@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::User;
 use super::error::{ApiError, Json, Path, Query};
-use super::sessions::{view, SessionView};
+use super::sessions::{on_session, view, SessionView};
 use super::AppState;
 use crate::rfb::{bridge, connect_authenticated};
 use crate::session::SessionHandle;
@@ -79,8 +79,10 @@ async fn ticket(
     user: User,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<TicketView>), ApiError> {
-    let (_, handle) = state.sessions.open(&user.id, &id).await?;
-    handle.attach_sandbox().await?;
+    let (_, handle, ()) = on_session(&state, &user.id, &id, |h| async move {
+        h.attach_sandbox().await
+    })
+    .await?;
     let view_only = !handle.live().user_control;
     let ticket = state.tickets.issue(handle);
     Ok((
@@ -98,8 +100,14 @@ async fn take_over(
     user: User,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    let (session, handle) = state.sessions.open(&user.id, &id).await?;
-    handle.take_over().await?;
+    let (session, handle, ()) =
+        on_session(
+            &state,
+            &user.id,
+            &id,
+            |h| async move { h.take_over().await },
+        )
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(view(session, Some(&handle)))))
 }
 
@@ -108,8 +116,14 @@ async fn hand_back(
     user: User,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    let (session, handle) = state.sessions.open(&user.id, &id).await?;
-    handle.hand_back().await?;
+    let (session, handle, ()) =
+        on_session(
+            &state,
+            &user.id,
+            &id,
+            |h| async move { h.hand_back().await },
+        )
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(view(session, Some(&handle)))))
 }
 

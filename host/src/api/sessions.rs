@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::User;
 use super::error::{ApiError, Json, Path, Query};
 use super::AppState;
-use crate::session::{LiveState, SessionHandle};
+use crate::session::{LiveState, SessionError, SessionHandle};
 use crate::store::{Event, Session};
 
 pub fn router() -> Router<AppState> {
@@ -93,13 +93,21 @@ async fn create(
     };
     let title = body.title.unwrap_or_default();
     check_title(&title)?;
-    let (session, handle) = state.sessions.create(&user.id, &title, body.policy).await?;
+    let (session, mut handle) = state.sessions.create(&user.id, &title, body.policy).await?;
     if let Some(text) = body.message {
         // A first message that is refused refuses the whole create:
         // nothing is left behind that the client did not ask for.
-        if let Err(e) = handle.user_message(text).await {
-            let _ = state.sessions.delete(&user.id, &session.id).await;
-            return Err(e.into());
+        match on_session(&state, &user.id, &session.id, |h| {
+            let text = text.clone();
+            async move { h.user_message(text).await }
+        })
+        .await
+        {
+            Ok((_, h, _)) => handle = h,
+            Err(e) => {
+                let _ = state.sessions.delete(&user.id, &session.id).await;
+                return Err(e);
+            }
         }
     }
     let session = state.store.session(&user.id, &session.id).await?;
@@ -197,28 +205,65 @@ struct MessageBody {
     text: String,
 }
 
+/// Opens the user's session and runs `action` on its actor. An actor
+/// evicted for being idle between the two (its channel closed) is started
+/// again from the store and asked once more.
+pub async fn on_session<T, F, Fut>(
+    state: &AppState,
+    user: &str,
+    id: &str,
+    action: F,
+) -> Result<(Session, SessionHandle, T), ApiError>
+where
+    F: Fn(SessionHandle) -> Fut,
+    Fut: std::future::Future<Output = Result<T, SessionError>>,
+{
+    let (session, handle) = state.sessions.open(user, id).await?;
+    match action(handle.clone()).await {
+        Err(SessionError::Stopped) => {
+            let (session, handle) = state.sessions.open(user, id).await?;
+            let out = action(handle.clone()).await?;
+            Ok((session, handle, out))
+        }
+        result => Ok((session, handle, result?)),
+    }
+}
+
 async fn message(
     State(state): State<AppState>,
     user: User,
     Path(id): Path<String>,
     Json(body): Json<MessageBody>,
 ) -> Result<(StatusCode, Json<Event>), ApiError> {
-    let (_, handle) = state.sessions.open(&user.id, &id).await?;
-    if handle.live().sandbox.is_none() {
-        state.sessions.make_room(&user.id, Some(&id)).await;
-    }
-    let event = handle.user_message(body.text).await?;
+    let (_, _, event) = on_session(&state, &user.id, &id, |h| {
+        let (state, user, id, text) = (
+            state.clone(),
+            user.id.clone(),
+            id.clone(),
+            body.text.clone(),
+        );
+        async move {
+            if h.live().sandbox.is_none() {
+                state.sessions.make_room(&user, Some(&id)).await;
+            }
+            h.user_message(text).await
+        }
+    })
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(event)))
 }
 
-async fn control(
+async fn control<F, Fut>(
     state: AppState,
     user: User,
     id: String,
-    action: impl AsyncFnOnce(&SessionHandle) -> Result<(), crate::session::SessionError>,
-) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    let (session, handle) = state.sessions.open(&user.id, &id).await?;
-    action(&handle).await?;
+    action: F,
+) -> Result<(StatusCode, Json<SessionView>), ApiError>
+where
+    F: Fn(SessionHandle) -> Fut,
+    Fut: std::future::Future<Output = Result<(), SessionError>>,
+{
+    let (session, handle, ()) = on_session(&state, &user.id, &id, action).await?;
     Ok((StatusCode::ACCEPTED, Json(view(session, Some(&handle)))))
 }
 
@@ -227,7 +272,7 @@ async fn pause(
     user: User,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    control(state, user, id, async |h| h.pause().await).await
+    control(state, user, id, |h| async move { h.pause().await }).await
 }
 
 async fn resume(
@@ -235,7 +280,7 @@ async fn resume(
     user: User,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    control(state, user, id, async |h| h.resume().await).await
+    control(state, user, id, |h| async move { h.resume().await }).await
 }
 
 async fn cancel(
@@ -243,7 +288,7 @@ async fn cancel(
     user: User,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    control(state, user, id, async |h| h.cancel().await).await
+    control(state, user, id, |h| async move { h.cancel().await }).await
 }
 
 #[derive(Deserialize)]
@@ -258,8 +303,9 @@ async fn switch_policy(
     Path(id): Path<String>,
     Json(body): Json<PolicyBody>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    control(state, user, id, async move |h| {
-        h.switch_policy(body.policy).await
+    control(state, user, id, |h| {
+        let policy = body.policy.clone();
+        async move { h.switch_policy(policy).await }
     })
     .await
 }

@@ -129,6 +129,8 @@ impl Actor {
                     if task.is_none() {
                         self.run_permit = None;
                     }
+                    // A long command (a desktop booting) is activity too.
+                    self.state.send_modify(|s| s.last_active = std::time::Instant::now());
                 }
                 end = async { task.as_mut().expect("guarded").await }, if task.is_some() => {
                     task = None;
