@@ -15,12 +15,19 @@ data_dir=${AGENTHOST_DATA_DIR:-$HOME/.local/share/agenthost}
 export AGENTHOST_DATA_DIR=$data_dir
 
 step "installing first-party plugins into $data_dir"
-"$bin" plugin install "$DIST_DIR/computer.wasm" --grant computer >/dev/null
-"$bin" plugin install "$DIST_DIR/bash.wasm" --grant shell >/dev/null
-"$bin" plugin install "$DIST_DIR/editor.wasm" --grant files >/dev/null
-"$bin" plugin install "$DIST_DIR/scripted-policy.wasm" >/dev/null
-"$bin" plugin install "$DIST_DIR/anthropic-policy.wasm" --grant llm >/dev/null
-"$bin" plugin install "$DIST_DIR/openai-policy.wasm" --grant llm >/dev/null
+# Installing the same version with the same bytes changes nothing; a
+# rebuilt plugin whose version was not bumped is refused, and the
+# installed one keeps serving (the warning says so).
+install() {
+  local out
+  out=$("$bin" plugin install "$@" 2>&1 >/dev/null) || echo "warning: $out" >&2
+}
+install "$DIST_DIR/computer.wasm" --grant computer
+install "$DIST_DIR/bash.wasm" --grant shell
+install "$DIST_DIR/editor.wasm" --grant files
+install "$DIST_DIR/scripted-policy.wasm"
+install "$DIST_DIR/anthropic-policy.wasm" --grant llm
+install "$DIST_DIR/openai-policy.wasm" --grant llm
 
 token_file="$data_dir/operator-token"
 if [ ! -s "$token_file" ]; then

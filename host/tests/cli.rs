@@ -164,6 +164,14 @@ fn install_list_rollback_remove() {
         "{}",
         stderr(&out)
     );
+    let out = agenthost(data.path(), &["plugin", "activate", "bash@0.1.0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = agenthost(data.path(), &["plugin", "activate", "bash@9.9.9"]);
+    assert!(
+        stderr(&out).contains("not installed (installed: 0.1.0)"),
+        "{}",
+        stderr(&out)
+    );
     let out = agenthost(data.path(), &["plugin", "remove", "bash"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = agenthost(data.path(), &["plugin", "remove", "bash"]);
@@ -300,6 +308,29 @@ fn token_create_prints_a_token_once_and_stores_its_hash() {
             "the token itself is never stored"
         );
     }
+}
+
+#[test]
+fn token_list_shows_ids_and_revoke_removes_one() {
+    let data = tempfile::tempdir().unwrap();
+    let out = agenthost(data.path(), &["token", "create", "--user", "bob"]);
+    let token = stdout(&out).trim().to_string();
+    let out = agenthost(data.path(), &["token", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = listed[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(listed[0]["user_id"], "bob");
+    assert!(
+        !stdout(&out).contains(&token),
+        "the token is never shown again"
+    );
+    let out = agenthost(data.path(), &["token", "revoke", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = agenthost(data.path(), &["token", "list"]);
+    assert_eq!(stdout(&out).trim(), "[]");
+    let out = agenthost(data.path(), &["token", "revoke", &id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("token list"), "{}", stderr(&out));
 }
 
 #[test]
