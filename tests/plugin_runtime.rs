@@ -214,7 +214,7 @@ async fn bad_files_are_rejected_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn manifest_problems_are_rejected() {
-    let err = Manifest::parse("name = \"x\"\nversion = \"1\"\ncapabilities = [\"docker\"]\n")
+    let err = Manifest::parse("name = \"x\"\nversion = \"1.0.0\"\ncapabilities = [\"docker\"]\n")
         .unwrap_err();
     assert!(
         matches!(err, PluginError::UnknownCapability { .. }),

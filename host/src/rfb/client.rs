@@ -487,7 +487,9 @@ async fn read_update<R: AsyncRead + Unpin>(
                 let rows_per_chunk = (READ_CHUNK / row).max(1);
                 let mut done = 0u16;
                 while done < h {
-                    let rows = (h - done).min(rows_per_chunk as u16);
+                    // In usize: a narrow rectangle allows more rows per
+                    // chunk than a u16 holds.
+                    let rows = usize::from(h - done).min(rows_per_chunk) as u16;
                     chunk.resize(rows as usize * row, 0);
                     reader.read_exact(&mut chunk).await?;
                     lock().put_raw(x, y + done, w, rows, &chunk);
@@ -585,6 +587,18 @@ mod tests {
         let fb = fb.lock().unwrap();
         assert_eq!(fb.rgb(2, 3), [7, 7, 7]);
         assert_eq!(fb.rgb(6, 3), [0, 0, 0]);
+    }
+
+    #[tokio::test]
+    async fn a_one_pixel_wide_rectangle_is_read_in_full() {
+        // 1 px wide: 65536 rows would fit a chunk, more than a u16 counts.
+        let fb = Mutex::new(Framebuffer::new(16, 300));
+        let bytes = update(&[(3, 0, 1, 300, ENC_RAW)], 300 * 4);
+        let msg = read_server_message(&mut bytes.as_slice(), &fb)
+            .await
+            .unwrap();
+        assert!(matches!(msg, ServerMessage::Update { changed: true, .. }));
+        assert_eq!(fb.lock().unwrap().rgb(3, 299), [7, 7, 7]);
     }
 
     #[tokio::test]
