@@ -697,7 +697,14 @@ async fn operators_manage_plugins_and_grants_take_effect() {
     pool.wait_warm(1, std::time::Duration::from_secs(60))
         .await
         .unwrap();
-    let ready = host.http.get(host.url("/readyz")).send().await.unwrap();
+    // Details are for operators (anyone else learns only ready or not).
+    let ready = host
+        .http
+        .get(host.url("/readyz"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(
