@@ -102,7 +102,7 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(false) };
         let expires_at: Option<i64> = row.try_get("expires_at")?;
-        Ok(!expires_at.is_some_and(|t| t <= now_ms()))
+        Ok(expires_at.is_none_or(|t| t > now_ms()))
     }
 
     /// Every token, oldest first (never the tokens themselves).
