@@ -55,7 +55,7 @@ fn docker_cli(args: &[&str]) -> String {
 }
 
 fn build_bench_image() {
-    let dockerfile = "FROM agenthost-sandbox:latest\nUSER root\nRUN apt-get update -qq && apt-get install -y -qq --no-install-recommends scrot xdotool >/dev/null && rm -rf /var/lib/apt/lists/*\nUSER agent\n";
+    let dockerfile = "FROM agenthost-sandbox:latest\nUSER root\nRUN apt-get update -qq && apt-get install -y -qq --no-install-recommends scrot xdotool >/dev/null && rm -rf /var/lib/apt/lists/*\n";
     let mut child = Process::new("docker")
         .args(["build", "-q", "-t", BENCH_IMAGE, "-"])
         .stdin(std::process::Stdio::piped())
