@@ -78,8 +78,9 @@ impl Default for SandboxConfig {
 pub struct Docker {
     client: bollard::Docker,
     config: Arc<SandboxConfig>,
-    /// Set once the owner's network and egress rules are in place.
-    network_ready: Arc<tokio::sync::OnceCell<()>>,
+    /// Whether the owner's network and egress rules are in place (a
+    /// teardown clears it, so a later start makes them again).
+    network_ready: Arc<tokio::sync::Mutex<bool>>,
 }
 
 fn secret() -> String {
@@ -105,21 +106,23 @@ impl Docker {
     }
 
     /// Makes this owner's sandbox network and installs its egress rules
-    /// (once; every start waits for it).
+    /// (once until a teardown; every start waits for it).
     pub async fn prepare_network(&self) -> Result<(), SandboxError> {
-        self.network_ready
-            .get_or_try_init(|| async {
-                let names = self.network_names();
-                network::ensure_network(&self.client, &names, (OWNER_LABEL, &self.config.owner))
-                    .await?;
-                network::install_rules(&names, self.config.egress).await
-            })
-            .await
-            .map(|_| ())
+        let mut ready = self.network_ready.lock().await;
+        if !*ready {
+            let names = self.network_names();
+            network::ensure_network(&self.client, &names, (OWNER_LABEL, &self.config.owner))
+                .await?;
+            network::install_rules(&names, self.config.egress).await?;
+            *ready = true;
+        }
+        Ok(())
     }
 
     /// Removes the egress rules and the network (after the sandboxes).
     pub async fn teardown_network(&self) {
+        let mut ready = self.network_ready.lock().await;
+        *ready = false;
         let names = self.network_names();
         network::remove_rules(&names).await;
         if let Err(e) = self.client.remove_network(&names.network).await {
