@@ -97,17 +97,19 @@ async fn create(
     if let Some(text) = body.message {
         // A first message that is refused refuses the whole create:
         // nothing is left behind that the client did not ask for.
-        match on_session(&state, &user.id, &session.id, |h| {
-            let text = text.clone();
-            async move { h.user_message(text).await }
-        })
-        .await
-        {
-            Ok((_, h, _)) => handle = h,
-            Err(e) => {
-                let _ = state.sessions.delete(&user.id, &session.id).await;
-                return Err(e);
-            }
+        let sent = match handle.user_message(text.clone()).await {
+            // Evicted already (a very slow create): once more, fresh.
+            Err(SessionError::Stopped) => on_session(&state, &user.id, &session.id, |h| {
+                let text = text.clone();
+                async move { h.user_message(text).await }
+            })
+            .await
+            .map(|(_, h, _)| handle = h),
+            result => result.map(drop).map_err(ApiError::from),
+        };
+        if let Err(e) = sent {
+            let _ = state.sessions.delete(&user.id, &session.id).await;
+            return Err(e);
         }
     }
     let session = state.store.session(&user.id, &session.id).await?;
