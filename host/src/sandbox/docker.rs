@@ -444,11 +444,7 @@ impl Docker {
 
     /// The limits Docker applied, as (memory bytes, nano cpus, pids).
     pub async fn limits(&self, id: &str) -> Result<(i64, i64, i64), SandboxError> {
-        let info = self
-            .client
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await?;
-        let hc = info.host_config.unwrap_or_default();
+        let hc = self.host_config(id).await?;
         Ok((
             hc.memory.unwrap_or(0),
             hc.nano_cpus.unwrap_or(0),

@@ -269,8 +269,7 @@ impl Sessions {
         let handle = self.spawn(&session)?;
         match handle.attach_sandbox().await {
             Err(e @ (SessionError::Quota { .. } | SessionError::Busy(_))) => {
-                let _ = handle.call(Command::Delete).await;
-                self.live().remove(&session.id);
+                let _ = self.delete(user, &session.id).await;
                 Err(e)
             }
             // No Docker: the session works without a desktop, and says so.
