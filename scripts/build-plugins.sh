@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every plugin component into dist/plugins/<name>.wasm with its
 # manifest beside it as <name>.toml: the first-party Rust components, the
-# test fixture, and the Python and JavaScript examples.
+# test fixtures (misbehaving-tool, and a tool and a policy built against the
+# frozen WIT 0.1.0), and the Python and JavaScript examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -10,7 +11,8 @@ mkdir -p "$DIST_DIR"
 step "Rust components (wasm32-wasip2)"
 cargo build --quiet --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
 out="${CARGO_TARGET_DIR:-plugins/target}/wasm32-wasip2/release"
-for crate in computer bash editor scripted-policy anthropic-policy openai-policy testing/misbehaving-tool; do
+for crate in computer bash editor scripted-policy anthropic-policy openai-policy \
+  testing/misbehaving-tool testing/v0-1-tool testing/v0-1-policy; do
   name=$(basename "$crate")
   cp "$out/${name//-/_}.wasm" "$DIST_DIR/$name.wasm"
   cp "plugins/$crate/plugin.toml" "$DIST_DIR/$name.toml"
@@ -18,7 +20,7 @@ done
 
 step "Python example (componentize-py)"
 (cd plugins/examples/python-tool &&
-  "$TOOLS_DIR/venv/bin/componentize-py" -d ../../../wit -w tool-plugin componentize app -o "$DIST_DIR/text-stats.wasm" >/dev/null)
+  "$TOOLS_DIR/venv/bin/componentize-py" -d ../../../wit/v0.2.0 -w tool-plugin componentize app -o "$DIST_DIR/text-stats.wasm" >/dev/null)
 cp plugins/examples/python-tool/plugin.toml "$DIST_DIR/text-stats.toml"
 
 step "JavaScript example (componentize-js)"

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use agenthost::capabilities::CallContext;
 use agenthost::plugins::bindings::current::llm::{Message, MessagePart, Role};
-use agenthost::plugins::bindings::current::policy::{Context, Decision};
-use agenthost::plugins::bindings::current::tool::{ToolCall, ToolError, ToolOutput};
+use agenthost::plugins::bindings::current::policy::{Act, Context, Decision};
+use agenthost::plugins::bindings::current::tool::{ToolError, ToolOutput};
 use agenthost::plugins::bindings::current::types::{ContentPart, ToolResult, ToolUse};
 use agenthost::plugins::{PolicyInstance, Runtime};
 use agenthost_tests::{component, load, requested_grants, runtime, FakeSandbox};
@@ -20,7 +20,7 @@ async fn invoke(
     input: serde_json::Value,
 ) -> Result<ToolOutput, ToolError> {
     let p = load(rt, plugin).await;
-    let call = ToolCall {
+    let call = ToolUse {
         id: "c1".into(),
         name: tool.into(),
         input: input.to_string(),
@@ -439,7 +439,7 @@ async fn scripted_policy_plans_steps_and_survives_a_swap_between_them() {
         .await
         .unwrap()
         .unwrap();
-    let Decision::Act((_, calls)) = first.decision else {
+    let Decision::Act(Act { calls, .. }) = first.decision else {
         panic!("expected tool calls")
     };
     assert_eq!(calls[0].name, "bash");
@@ -465,7 +465,7 @@ async fn scripted_policy_plans_steps_and_survives_a_swap_between_them() {
         .await
         .unwrap()
         .unwrap();
-    let Decision::Act((_, calls)) = second.decision else {
+    let Decision::Act(Act { calls, .. }) = second.decision else {
         panic!("expected tool calls")
     };
     assert_eq!(

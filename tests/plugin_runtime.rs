@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agenthost::capabilities::CallContext;
-use agenthost::plugins::bindings::current::tool::{ToolCall, ToolError};
+use agenthost::plugins::bindings::current::tool::ToolError;
 use agenthost::plugins::bindings::current::types::ContentPart;
+use agenthost::plugins::bindings::current::types::ToolUse;
 use agenthost::plugins::{
     CacheOutcome, Capability, EffectiveGrants, Limits, Manifest, PluginError, PluginKind, Registry,
     Runtime, RuntimeConfig,
@@ -16,8 +17,8 @@ use agenthost_tests::{
     component, load, requested_grants, runtime, runtime_with, FakeSandbox, FakeShell,
 };
 
-fn call(name: &str, input: &str) -> ToolCall {
-    ToolCall {
+fn call(name: &str, input: &str) -> ToolUse {
+    ToolUse {
         id: "t".into(),
         name: name.into(),
         input: input.into(),
@@ -55,7 +56,7 @@ async fn every_component_loads_and_describes_itself() {
     for (name, kind, tool) in expect {
         let plugin = load(&rt, name).await;
         assert_eq!(plugin.kind(), kind, "{name}");
-        assert_eq!(plugin.shape.wit_version, "0.1.0");
+        assert_eq!(plugin.shape.wit_version, "0.2.0");
         if kind == PluginKind::Tool {
             let names: Vec<_> = plugin.tools().iter().map(|t| t.name.as_str()).collect();
             assert_eq!(names, [tool], "{name}");
@@ -204,7 +205,7 @@ async fn bad_files_are_rejected_with_a_clear_error() {
         r#"(component
              (import "acme:evil/backdoor@1.0.0" (instance))
              (instance $i)
-             (export "agenthost:plugin/tool@0.1.0" (instance $i)))"#,
+             (export "agenthost:plugin/tool@0.2.0" (instance $i)))"#,
     )
     .unwrap();
     let e = expect_load_error(foreign_import).await;
@@ -316,6 +317,7 @@ async fn compiled_cache_is_hit_after_a_restart() {
     let config = || RuntimeConfig {
         limits: Limits::default(),
         cache_dir: Some(dir.path().join("cache")),
+        ..Default::default()
     };
     let (bytes, manifest) = component("editor");
     let first = Runtime::new(config())
@@ -340,6 +342,7 @@ async fn corrupt_cache_entry_is_recompiled() {
     let config = || RuntimeConfig {
         limits: Limits::default(),
         cache_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
     };
     let (bytes, manifest) = component("bash");
     Runtime::new(config())

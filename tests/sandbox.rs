@@ -9,9 +9,11 @@ use std::time::Instant;
 use agenthost::capabilities::{
     CallContext, ComputerBackend, EncodedImage, FilesBackend, Region, ShellBackend,
 };
-use agenthost::plugins::bindings::current::computer::{MouseButton, Point, ScrollDirection};
+use agenthost::plugins::bindings::current::computer::{
+    ClickCount, Modifiers, MouseButton, Point, ScrollDirection,
+};
 use agenthost::plugins::bindings::current::shell::Command;
-use agenthost::plugins::bindings::current::tool::ToolCall;
+use agenthost::plugins::bindings::current::types::ToolUse;
 use agenthost::plugins::bindings::current::types::{ContentPart, HostError};
 use agenthost::plugins::{Capability, EffectiveGrants};
 use agenthost::sandbox::{Docker, PoolConfig, Sandbox, SandboxConfig, SandboxError, WarmPool};
@@ -218,9 +220,14 @@ async fn clicks_and_drags_move_and_maximize_a_window() {
     assert_eq!((p.x, p.y), (760, 409));
 
     // Double-click the title bar at its new place: the window maximizes.
-    c.click(Point { x: 760, y: 409 }, MouseButton::Left, 2, &[])
-        .await
-        .unwrap();
+    c.click(
+        Point { x: 760, y: 409 },
+        MouseButton::Left,
+        ClickCount::Double,
+        Modifiers::empty(),
+    )
+    .await
+    .unwrap();
     settle(&sb).await;
     let max = screen(&sb).await;
     assert_eq!(
@@ -254,14 +261,14 @@ async fn scrolling_moves_through_the_scrollback() {
     let bottom = content(&first);
     let at = Point { x: 400, y: 300 };
     sb.computer
-        .scroll(at, ScrollDirection::Up, 5, &[])
+        .scroll(at, ScrollDirection::Up, 5, Modifiers::empty())
         .await
         .unwrap();
     park().await;
     let up = content(&screen(&sb).await);
     assert!(up != bottom, "scrolling up shows earlier lines");
     sb.computer
-        .scroll(at, ScrollDirection::Down, 5, &[])
+        .scroll(at, ScrollDirection::Down, 5, Modifiers::empty())
         .await
         .unwrap();
     park().await;
@@ -282,7 +289,12 @@ async fn bad_input_gets_clear_errors() {
     let sb = sandbox("bad-input").await;
     let c = &sb.computer;
     let off = c
-        .click(Point { x: 1280, y: 10 }, MouseButton::Left, 1, &[])
+        .click(
+            Point { x: 1280, y: 10 },
+            MouseButton::Left,
+            ClickCount::Single,
+            Modifiers::empty(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -502,7 +514,7 @@ async fn first_party_components_work_on_a_real_sandbox() {
             p.manifest.capabilities.clone(),
             Capability::ALL.into_iter().collect::<BTreeSet<_>>(),
         );
-        let call = ToolCall {
+        let call = ToolUse {
             id: "1".into(),
             name: tool.into(),
             input: input.to_string(),
@@ -557,6 +569,23 @@ async fn first_party_components_work_on_a_real_sandbox() {
         media_type: "image/png",
     });
     assert_eq!((decoded.0, decoded.1), (1280, 800));
+
+    // A tool built against WIT 0.1.0 on the same desktop: its shell call
+    // and its click (numeric count, named modifiers) go through the shims.
+    let out = call(
+        "v0-1-tool",
+        "v01_shell",
+        serde_json::json!({"command": "echo old-contract && whoami"}),
+    )
+    .await;
+    assert_eq!(text(&out), "old-contract\nagent\n");
+    let out = call(
+        "v0-1-tool",
+        "v01_click",
+        serde_json::json!({"x": 640, "y": 400, "count": 2, "modifiers": ["shift"]}),
+    )
+    .await;
+    assert_eq!(text(&out), "clicked 2 time(s) at 640, 400");
     sb.destroy().await.unwrap();
 }
 

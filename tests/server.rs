@@ -471,18 +471,7 @@ async fn hot_swap_mid_session_takes_effect_at_the_next_step() {
     // A second policy: the scripted one under another name, uploaded.
     let (bytes, _) = agenthost_tests::component("scripted-policy");
     let manifest = "name = \"scripted-b\"\nversion = \"0.2.0\"\nkind = \"policy\"\ndescription = \"b\"\ncapabilities = []\n";
-    let form = reqwest::multipart::Form::new()
-        .part("component", reqwest::multipart::Part::bytes(bytes.clone()))
-        .text("manifest", manifest);
-    let res = host
-        .http
-        .post(host.url("/api/v1/plugins"))
-        .bearer_auth(&admin)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    upload(&host, &admin, bytes.clone(), manifest).await;
 
     // An upload that fails validation changes nothing; a user may not upload.
     let (_, before) = host.call("GET", "/api/v1/policies", &token, None).await;
@@ -743,5 +732,112 @@ async fn the_step_limit_pauses_and_resume_continues() {
         .collect();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["payload"]["content"][0]["text"], "3\n");
+    host.stop().await;
+}
+
+/// Uploads a component with a manifest, as an operator.
+async fn upload(host: &TestHost, admin: &str, bytes: Vec<u8>, manifest: &str) {
+    let form = reqwest::multipart::Form::new()
+        .part("component", reqwest::multipart::Part::bytes(bytes))
+        .text("manifest", manifest.to_string());
+    let res = host
+        .http
+        .post(host.url("/api/v1/plugins"))
+        .bearer_auth(admin)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+}
+
+/// Sends a message and returns the agent's last reply once it is idle.
+async fn reply_to(ws: &mut agenthost_tests::server::Ws, text: &str) -> String {
+    ws.send(user_message(text)).await;
+    let frames = ws.until_status("idle").await;
+    stored(&frames)
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "assistant_message")
+        .and_then(|e| e["payload"]["text"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_drops_the_old_policys_state_whether_idle_or_running() {
+    let host = TestHost::start(Db::Sqlite).await;
+    let admin = host.admin_token("ops").await;
+    let token = host.token("grace").await;
+    let (bytes, _) = agenthost_tests::component("scripted-policy");
+    upload(
+        &host,
+        &admin,
+        bytes,
+        "name = \"scripted-b\"\nversion = \"0.2.0\"\nkind = \"policy\"\ncapabilities = []\n",
+    )
+    .await;
+    let (id, mut ws) = host.open_chat(&token).await;
+
+    assert_eq!(reply_to(&mut ws, "remember alpha").await, "Remembered.");
+    assert_eq!(reply_to(&mut ws, "recall").await, "I remember: alpha");
+
+    // Idle: the switch applies at once, and the new policy starts empty.
+    let (status, _) = host
+        .call(
+            "PUT",
+            &format!("/api/v1/sessions/{id}/policy"),
+            &token,
+            Some(json!({"policy": "scripted-b"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(reply_to(&mut ws, "recall").await, "I remember nothing.");
+
+    // Running: the switch waits for the step to end, and the policy that
+    // takes over mid-run starts empty too.
+    assert_eq!(reply_to(&mut ws, "remember beta").await, "Remembered.");
+    ws.send(user_message("run `sleep 1`")).await;
+    ws.until(|f| f["kind"] == "tool_call").await;
+    ws.send(json!({"type": "switch_policy", "policy": "scripted-policy"}))
+        .await;
+    let frames = ws.until_status("idle").await;
+    let k = kinds(&stored(&frames));
+    let switched = k.iter().position(|k| k == "policy_switched");
+    let result = k.iter().position(|k| k == "tool_result");
+    assert!(
+        switched.is_some() && result.is_some(),
+        "the switch was made during the run: {k:?}"
+    );
+    assert_eq!(reply_to(&mut ws, "recall").await, "I remember nothing.");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_built_against_wit_0_1_0_runs_a_session() {
+    let host = TestHost::start(Db::Sqlite).await;
+    let admin = host.admin_token("ops").await;
+    let token = host.token("heidi").await;
+    let (bytes, manifest) = agenthost_tests::component("v0-1-policy");
+    upload(&host, &admin, bytes, &manifest.to_toml()).await;
+    let (id, mut ws) = host.open_chat(&token).await;
+    let (status, _) = host
+        .call(
+            "PUT",
+            &format!("/api/v1/sessions/{id}/policy"),
+            &token,
+            Some(json!({"policy": "v0-1-policy"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+
+    // A bash call on the sandbox, decided by a 0.1.0 policy and run by the
+    // 0.2.0 bash tool.
+    let reply = reply_to(&mut ws, "run echo from-the-old-contract").await;
+    assert_eq!(reply, "output: from-the-old-contract\n");
+    // 0.1.0's empty act is still a reply.
+    assert_eq!(reply_to(&mut ws, "say hello").await, "hello");
+    assert_eq!(reply_to(&mut ws, "remember gamma").await, "remembered");
+    assert_eq!(reply_to(&mut ws, "recall").await, "state: gamma");
     host.stop().await;
 }

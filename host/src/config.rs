@@ -51,6 +51,7 @@ pub struct ServeConfig {
     pub sandbox: SandboxSection,
     pub agent: AgentConfig,
     pub quotas: QuotaConfig,
+    pub plugins: PluginsSection,
     pub limits: Limits,
     pub llm: ProvidersConfig,
     /// Per-policy settings (`[policies.anthropic-policy]`), given to the
@@ -69,6 +70,7 @@ impl Default for ServeConfig {
             sandbox: SandboxSection::default(),
             agent: AgentConfig::default(),
             quotas: QuotaConfig::default(),
+            plugins: PluginsSection::default(),
             limits: Limits::default(),
             llm: ProvidersConfig::default(),
             policies: BTreeMap::new(),
@@ -180,6 +182,15 @@ impl AgentConfig {
     pub fn evict_after(&self) -> Option<Duration> {
         (self.evict_idle_secs > 0).then(|| Duration::from_secs(self.evict_idle_secs))
     }
+}
+
+/// How components are accepted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsSection {
+    /// Accept components built against a WIT version still in development
+    /// (a pre-release such as 0.3.0-dev). Off: only released versions load.
+    pub allow_unreleased_wit: bool,
 }
 
 /// Per-user fair use across all of a user's sessions.

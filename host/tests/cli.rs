@@ -43,10 +43,24 @@ fn check_prints_the_component_as_json() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["world"], "tool-plugin");
-    assert_eq!(v["wit_version"], "0.1.0");
+    assert_eq!(v["wit_version"], "0.2.0");
     assert_eq!(v["capabilities_requested"], serde_json::json!(["shell"]));
     assert_eq!(v["tools"][0]["name"], "bash");
     assert_eq!(v["manifest"], "found");
+
+    // A component built against the frozen 0.1.0 checks the same way.
+    let out = agenthost(
+        data.path(),
+        &[
+            "plugin",
+            "check",
+            plugins_dir().join("v0-1-tool.wasm").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["wit_version"], "0.1.0");
+    assert_eq!(v["tools"][0]["name"], "v01_shell");
 }
 
 #[test]

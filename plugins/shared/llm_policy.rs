@@ -7,8 +7,8 @@
 //! and turn its answer into tool calls or a reply.
 
 use crate::agenthost::plugin::llm::{self, Message, MessagePart, Request};
-use crate::agenthost::plugin::types::{ContentPart, HostError, ToolSpec, ToolUse};
-use crate::exports::agenthost::plugin::policy::{Context, Decision, StepOutput};
+use crate::agenthost::plugin::types::{ContentPart, ToolSpec, ToolUse};
+use crate::exports::agenthost::plugin::policy::{Act, Context, Decision, PolicyError, StepOutput};
 use serde::Deserialize;
 
 /// What differs between the two policies.
@@ -42,16 +42,6 @@ shell; the user is `agent`, home /home/agent), and the editor tool for files. Af
 action you receive a screenshot of the settled screen; check it before the next step. To open \
 Firefox, run `firefox-esr &` with bash or double-click its icon. Work step by step, and when the \
 task is done, answer the user plainly with what you found or did.";
-
-fn host_error(e: HostError) -> String {
-    match e {
-        HostError::Denied(m) => format!("LLM access denied: {m}"),
-        HostError::NoSandbox(m) => m,
-        HostError::Invalid(m) => format!("the LLM rejected the request: {m}"),
-        HostError::Timeout(m) => format!("the LLM timed out: {m}"),
-        HostError::Failed(m) => format!("the LLM call failed: {m}"),
-    }
-}
 
 /// Replaces all but the `keep` most recent images with a short note.
 fn prune_images(history: &mut [Message], keep: usize) {
@@ -123,11 +113,12 @@ fn tools(ctx_tools: Vec<ToolSpec>, flavor: &Flavor, history: &[Message]) -> Vec<
         .collect()
 }
 
-pub fn step(ctx: Context, flavor: &Flavor) -> Result<StepOutput, String> {
+pub fn step(ctx: Context, flavor: &Flavor) -> Result<StepOutput, PolicyError> {
     let config: Config = if ctx.config.trim().is_empty() {
         Config::default()
     } else {
-        serde_json::from_str(&ctx.config).map_err(|e| format!("invalid policy config: {e}"))?
+        serde_json::from_str(&ctx.config)
+            .map_err(|e| PolicyError::Failed(format!("invalid policy config: {e}")))?
     };
     let mut history = ctx.history;
     prune_images(
@@ -149,8 +140,9 @@ pub fn step(ctx: Context, flavor: &Flavor) -> Result<StepOutput, String> {
         messages: history,
         max_tokens: config.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         temperature: config.temperature,
+        stop_sequences: Vec::new(),
     };
-    let response = llm::complete(&request).map_err(host_error)?;
+    let response = llm::complete(&request).map_err(PolicyError::Host)?;
     let mut text = Vec::new();
     let mut uses: Vec<ToolUse> = Vec::new();
     for part in response.parts {
@@ -162,7 +154,10 @@ pub fn step(ctx: Context, flavor: &Flavor) -> Result<StepOutput, String> {
     }
     let text = text.join("\n");
     let decision = if !uses.is_empty() {
-        Decision::Act(((!text.trim().is_empty()).then_some(text), uses))
+        Decision::Act(Act {
+            text: (!text.trim().is_empty()).then_some(text),
+            calls: uses,
+        })
     } else if text.trim().is_empty() {
         Decision::Reply("(the model returned no answer)".into())
     } else {

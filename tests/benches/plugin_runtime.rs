@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use agenthost::capabilities::CallContext;
 use agenthost::plugins::bindings::current::llm::{Message, MessagePart, Role};
 use agenthost::plugins::bindings::current::policy::Context;
-use agenthost::plugins::bindings::current::tool::ToolCall;
+use agenthost::plugins::bindings::current::types::ToolUse;
 use agenthost::plugins::{Limits, PolicyInstance, Registry, Runtime, RuntimeConfig};
 use agenthost_tests::{component, requested_grants, FakeSandbox};
 use serde_json::json;
@@ -63,7 +63,7 @@ async fn call_round_trip(
     let input = input.to_string();
     let mut samples = Vec::with_capacity(n);
     for i in 0..n + n / 10 {
-        let call = ToolCall {
+        let call = ToolUse {
             id: "b".into(),
             name: tool.into(),
             input: input.clone(),
@@ -86,6 +86,7 @@ fn fresh_runtime(cache: &std::path::Path) -> Runtime {
     Runtime::new(RuntimeConfig {
         limits: Limits::default(),
         cache_dir: Some(cache.to_path_buf()),
+        ..Default::default()
     })
     .unwrap()
 }
@@ -190,7 +191,7 @@ async fn main() {
             .install(bytes.clone(), Some(m), "misbehaving-tool", &BTreeSet::new())
             .await
             .unwrap();
-        let call = ToolCall {
+        let call = ToolUse {
             id: "b".into(),
             name: "echo".into(),
             input: "{}".into(),

@@ -13,7 +13,7 @@ use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 use agenthost::capabilities::{ComputerBackend, ShellBackend};
-use agenthost::plugins::bindings::current::computer::{MouseButton, Point};
+use agenthost::plugins::bindings::current::computer::{ClickCount, Modifiers, MouseButton, Point};
 use agenthost::plugins::bindings::current::shell::Command;
 use agenthost::sandbox::{Docker, PoolConfig, SandboxConfig, WarmPool};
 use serde_json::json;
@@ -215,7 +215,16 @@ async fn main() {
             y: 700,
         };
         let c = sb.computer.clone();
-        async move { c.click(at, MouseButton::Left, 1, &[]).await.unwrap() }
+        async move {
+            c.click(
+                at,
+                MouseButton::Left,
+                ClickCount::Single,
+                Modifiers::empty(),
+            )
+            .await
+            .unwrap()
+        }
     })
     .await;
     // `mousemove --sync` waits until the pointer has moved, so each sample

@@ -16,7 +16,7 @@ use agenthost::capabilities::{
     CallContext, ComputerBackend, EncodedImage, FilesBackend, Region, SandboxBackends, ShellBackend,
 };
 use agenthost::plugins::bindings::current::{
-    computer::{MouseButton, Point, ScrollDirection},
+    computer::{ClickCount, Modifiers, MouseButton, Point, ScrollDirection},
     files::{Entry, EntryKind},
     shell::{Command, Output},
     types::HostError,
@@ -56,6 +56,7 @@ pub fn runtime_with(limits: Limits) -> Arc<Runtime> {
         Runtime::new(RuntimeConfig {
             limits,
             cache_dir: Some(shared_cache_dir()),
+            ..Default::default()
         })
         .expect("runtime starts"),
     )
@@ -156,15 +157,30 @@ impl ComputerBackend for FakeComputer {
         &self,
         at: Point,
         b: MouseButton,
-        count: u8,
-        modifiers: &[String],
+        count: ClickCount,
+        modifiers: Modifiers,
     ) -> Result<(), HostError> {
+        let count = match count {
+            ClickCount::Single => 1,
+            ClickCount::Double => 2,
+            ClickCount::Triple => 3,
+        };
+        let held: Vec<&str> = [
+            (Modifiers::SHIFT, "shift"),
+            (Modifiers::CTRL, "ctrl"),
+            (Modifiers::ALT, "alt"),
+            (Modifiers::SUPER, "super"),
+        ]
+        .into_iter()
+        .filter(|(flag, _)| modifiers.contains(*flag))
+        .map(|(_, name)| name)
+        .collect();
         self.record(format!(
             "click {} x{count} at {},{} [{}]",
             button(b),
             at.x,
             at.y,
-            modifiers.join("+")
+            held.join("+")
         ));
         Ok(())
     }
@@ -184,7 +200,7 @@ impl ComputerBackend for FakeComputer {
         at: Point,
         d: ScrollDirection,
         amount: u32,
-        _m: &[String],
+        _m: Modifiers,
     ) -> Result<(), HostError> {
         let d = match d {
             ScrollDirection::Up => "up",

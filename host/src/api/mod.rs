@@ -154,6 +154,7 @@ impl Server {
         let runtime = Arc::new(Runtime::new(RuntimeConfig {
             limits: config.limits,
             cache_dir: Some(data_dir.join("cache")),
+            allow_unreleased_wit: config.plugins.allow_unreleased_wit,
         })?);
         let registry = Arc::new(Registry::open(runtime, data_dir).await?);
         let pool = match Docker::connect(config.sandbox.sandbox_config()).await {

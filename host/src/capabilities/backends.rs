@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::images::ImageStore;
 use crate::plugins::bindings::current::{
-    computer::{MouseButton, Point, ScrollDirection},
+    computer::{ClickCount, Modifiers, MouseButton, Point, ScrollDirection},
     files::Entry,
     llm::{Request, Response},
     log::Level,
@@ -49,8 +49,8 @@ pub trait ComputerBackend: Send + Sync {
         &self,
         at: Point,
         button: MouseButton,
-        count: u8,
-        modifiers: &[String],
+        count: ClickCount,
+        modifiers: Modifiers,
     ) -> Result<(), HostError>;
     async fn drag(&self, start: Point, end: Point, button: MouseButton) -> Result<(), HostError>;
     async fn scroll(
@@ -58,7 +58,7 @@ pub trait ComputerBackend: Send + Sync {
         at: Point,
         direction: ScrollDirection,
         amount: u32,
-        modifiers: &[String],
+        modifiers: Modifiers,
     ) -> Result<(), HostError>;
     async fn key(&self, combo: &str) -> Result<(), HostError>;
     async fn hold_key(&self, combo: &str, duration: Duration) -> Result<(), HostError>;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::host_state::no_sandbox;
 use super::{ComputerBackend, HostState, Region};
 use crate::plugins::bindings::current::computer::{
-    Host, MouseButton, Point, ScrollDirection, Size,
+    ClickCount, Host, Modifiers, MouseButton, Point, ScrollDirection, Size,
 };
 use crate::plugins::bindings::current::types::{HostError, Image};
 use crate::plugins::Capability;
@@ -121,16 +121,11 @@ impl Host for HostState {
         &mut self,
         at: Point,
         button: MouseButton,
-        count: u8,
-        modifiers: Vec<String>,
+        count: ClickCount,
+        modifiers: Modifiers,
     ) -> Result<(), HostError> {
         let c = self.computer()?;
-        if !(1..=3).contains(&count) {
-            return Err(HostError::Invalid(format!(
-                "click count {count} must be 1, 2 or 3"
-            )));
-        }
-        self.timed("click", c.click(at, button, count, &modifiers))
+        self.timed("click", c.click(at, button, count, modifiers))
             .await
     }
 
@@ -149,7 +144,7 @@ impl Host for HostState {
         at: Point,
         direction: ScrollDirection,
         amount: u32,
-        modifiers: Vec<String>,
+        modifiers: Modifiers,
     ) -> Result<(), HostError> {
         let c = self.computer()?;
         if amount > 100 {
@@ -157,7 +152,7 @@ impl Host for HostState {
                 "scroll amount {amount} is over the limit of 100"
             )));
         }
-        self.timed("scroll", c.scroll(at, direction, amount, &modifiers))
+        self.timed("scroll", c.scroll(at, direction, amount, modifiers))
             .await
     }
 

@@ -9,8 +9,9 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
 use agenthost::capabilities::CallContext;
-use agenthost::plugins::bindings::current::tool::{ToolCall, ToolError};
+use agenthost::plugins::bindings::current::tool::ToolError;
 use agenthost::plugins::bindings::current::types::ContentPart;
+use agenthost::plugins::bindings::current::types::ToolUse;
 use agenthost::plugins::{
     check_header, parse_capability_list, Capability, EffectiveGrants, Manifest, Registry, Runtime,
     RuntimeConfig,
@@ -198,7 +199,7 @@ pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let call = ToolCall {
+            let call = ToolUse {
                 id: "cli".into(),
                 name: tool,
                 input,

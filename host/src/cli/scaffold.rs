@@ -7,7 +7,22 @@ use anyhow::Context as _;
 
 use agenthost::plugins::Manifest;
 
-const WIT: &str = include_str!("../../../wit/plugin.wit");
+/// The contract new plugins target (`wit/v0.2.0/`), copied into each
+/// project so it builds outside this repository.
+const WIT: [(&str, &str); 9] = [
+    ("types.wit", include_str!("../../../wit/v0.2.0/types.wit")),
+    (
+        "computer.wit",
+        include_str!("../../../wit/v0.2.0/computer.wit"),
+    ),
+    ("shell.wit", include_str!("../../../wit/v0.2.0/shell.wit")),
+    ("files.wit", include_str!("../../../wit/v0.2.0/files.wit")),
+    ("llm.wit", include_str!("../../../wit/v0.2.0/llm.wit")),
+    ("log.wit", include_str!("../../../wit/v0.2.0/log.wit")),
+    ("tool.wit", include_str!("../../../wit/v0.2.0/tool.wit")),
+    ("policy.wit", include_str!("../../../wit/v0.2.0/policy.wit")),
+    ("worlds.wit", include_str!("../../../wit/v0.2.0/worlds.wit")),
+];
 
 const TOOL_LIB: &str = r##"//! A tool for Agent Host. `describe` lists the tools this component offers;
 //! `invoke` runs one call. Host capabilities (computer, shell, files, llm)
@@ -15,8 +30,8 @@ const TOOL_LIB: &str = r##"//! A tool for Agent Host. `describe` lists the tools
 
 wit_bindgen::generate!({ world: "tool-plugin", path: "wit" });
 
-use agenthost::plugin::types::{ContentPart, ToolSpec};
-use exports::agenthost::plugin::tool::{Guest, ToolCall, ToolError, ToolOutput};
+use agenthost::plugin::types::{ContentPart, ToolSpec, ToolUse};
+use exports::agenthost::plugin::tool::{Guest, ToolError, ToolOutput};
 
 struct Plugin;
 
@@ -29,7 +44,7 @@ impl Guest for Plugin {
         }]
     }
 
-    fn invoke(call: ToolCall) -> Result<ToolOutput, ToolError> {
+    fn invoke(call: ToolUse) -> Result<ToolOutput, ToolError> {
         let input: serde_json::Value =
             serde_json::from_str(&call.input).map_err(|e| ToolError::InvalidInput(e.to_string()))?;
         let text = input["text"]
@@ -49,7 +64,7 @@ const POLICY_LIB: &str = r#"//! A policy for Agent Host: `step` sees the session
 wit_bindgen::generate!({ world: "policy-plugin", path: "wit" });
 
 use agenthost::plugin::llm::{MessagePart, Role};
-use exports::agenthost::plugin::policy::{Context, Decision, Guest, Info, StepOutput};
+use exports::agenthost::plugin::policy::{Context, Decision, Guest, Info, PolicyError, StepOutput};
 
 struct Plugin;
 
@@ -58,7 +73,7 @@ impl Guest for Plugin {
         Info { name: "{{name}}".into(), description: "Repeats the last thing the person said.".into() }
     }
 
-    fn step(ctx: Context) -> Result<StepOutput, String> {
+    fn step(ctx: Context) -> Result<StepOutput, PolicyError> {
         let said = ctx
             .history
             .iter()
@@ -101,7 +116,9 @@ pub fn create(parent: &Path, name: &str, policy: bool) -> anyhow::Result<PathBuf
         .replace("{{tool}}", &crate_name)
         .replace("{{name}}", name);
     std::fs::write(dir.join("src/lib.rs"), lib)?;
-    std::fs::write(dir.join("wit/plugin.wit"), WIT)?;
+    for (file, text) in WIT {
+        std::fs::write(dir.join("wit").join(file), text)?;
+    }
     let manifest = Manifest {
         name: name.to_string(),
         version: "0.1.0".into(),

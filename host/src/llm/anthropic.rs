@@ -19,7 +19,7 @@ use super::retry::{self, RetryPolicy};
 use super::sse::SseReader;
 use super::{DeltaSink, ImageSource, LlmError, Provider, Secret};
 use crate::plugins::bindings::current::llm::{
-    Message, MessagePart, Request, Response, Role, StopReason, Usage,
+    Message, MessagePart, Opaque, Request, Response, Role, StopReason, Thinking, Usage,
 };
 use crate::plugins::bindings::current::types::{ContentPart, ToolUse};
 
@@ -103,6 +103,22 @@ async fn message_json(m: &Message, images: &dyn ImageSource) -> Result<Value, Ll
     let mut content = Vec::new();
     for part in &m.parts {
         content.push(match part {
+            // Anthropic checks the signature: reasoning without one cannot
+            // go back, and is left out.
+            MessagePart::Thinking(t) => match &t.signature {
+                Some(signature) => {
+                    json!({"type": "thinking", "thinking": t.text, "signature": signature})
+                }
+                None => continue,
+            },
+            MessagePart::Opaque(o) if o.provider == PROVIDER => {
+                match serde_json::from_str::<Value>(&o.data) {
+                    Ok(block @ Value::Object(_)) => block,
+                    _ => continue,
+                }
+            }
+            // Another provider's block means nothing here.
+            MessagePart::Opaque(_) => continue,
             MessagePart::Text(text) => json!({"type": "text", "text": text}),
             MessagePart::Image(img) => image_block(&img.handle, images).await?,
             MessagePart::ToolUse(u) => json!({
@@ -185,12 +201,24 @@ async fn request_body(
     if let Some(t) = request.temperature {
         body["temperature"] = json!(t);
     }
+    if !request.stop_sequences.is_empty() {
+        body["stop_sequences"] = json!(request.stop_sequences);
+    }
     Ok((body, builtin))
 }
+
+/// The `provider` of the opaque blocks this provider produces.
+const PROVIDER: &str = "anthropic";
 
 /// A content block being streamed.
 enum Block {
     Text(String),
+    Thinking {
+        text: String,
+        signature: Option<String>,
+    },
+    /// A block passed through untouched (`redacted_thinking`).
+    Opaque(Value),
     ToolUse {
         id: String,
         name: String,
@@ -278,6 +306,14 @@ impl Provider for Anthropic {
                             name: b["name"].as_str().unwrap_or_default().into(),
                             json: String::new(),
                         },
+                        Some("thinking") => Block::Thinking {
+                            text: b["thinking"].as_str().unwrap_or_default().into(),
+                            signature: b["signature"]
+                                .as_str()
+                                .filter(|s| !s.is_empty())
+                                .map(String::from),
+                        },
+                        Some("redacted_thinking") => Block::Opaque(b.clone()),
                         _ => Block::Other,
                     };
                     blocks.insert(index, block);
@@ -292,6 +328,14 @@ impl Provider for Anthropic {
                         }
                         (Some(Block::ToolUse { json, .. }), Some("input_json_delta")) => {
                             json.push_str(d["partial_json"].as_str().unwrap_or_default());
+                        }
+                        (Some(Block::Thinking { text, .. }), Some("thinking_delta")) => {
+                            text.push_str(d["thinking"].as_str().unwrap_or_default());
+                        }
+                        (Some(Block::Thinking { signature, .. }), Some("signature_delta")) => {
+                            signature
+                                .get_or_insert_with(String::new)
+                                .push_str(d["signature"].as_str().unwrap_or_default());
                         }
                         _ => {}
                     }
@@ -326,6 +370,13 @@ impl Provider for Anthropic {
             .into_values()
             .filter_map(|b| match b {
                 Block::Text(t) if !t.is_empty() => Some(MessagePart::Text(t)),
+                Block::Thinking { text, signature } => {
+                    Some(MessagePart::Thinking(Thinking { text, signature }))
+                }
+                Block::Opaque(block) => Some(MessagePart::Opaque(Opaque {
+                    provider: PROVIDER.into(),
+                    data: block.to_string(),
+                })),
                 Block::ToolUse { id, name, json } => Some(MessagePart::ToolUse(ToolUse {
                     id,
                     name,

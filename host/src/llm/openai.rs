@@ -118,6 +118,9 @@ async fn messages_json(
                         json!({"role": "tool", "tool_call_id": r.tool_use_id, "content": body}),
                     );
                 }
+                // Chat completions take no reasoning back, and another
+                // provider's blocks mean nothing here.
+                MessagePart::Thinking(_) | MessagePart::Opaque(_) => {}
             }
         }
         match m.role {
@@ -181,6 +184,9 @@ impl Provider for OpenAi {
                     }})
                 })
                 .collect();
+        }
+        if !request.stop_sequences.is_empty() {
+            body["stop"] = json!(request.stop_sequences);
         }
         if let Some(t) = request.temperature {
             body["temperature"] = json!(t);

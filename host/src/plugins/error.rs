@@ -18,20 +18,24 @@ pub enum PluginError {
     InvalidComponent(String),
     #[error(
         "the component implements no world this host knows: it must export \
-         `agenthost:plugin/tool@{supported}` or `agenthost:plugin/policy@{supported}` (it exports: {found})"
+         `agenthost:plugin/tool` or `agenthost:plugin/policy` of a supported version \
+         ({supported}) (it exports: {found})"
     )]
-    UnknownWorld {
-        found: String,
-        supported: &'static str,
-    },
+    UnknownWorld { found: String, supported: String },
     #[error(
         "the component was built against agenthost:plugin@{found}, which this host does not support \
          (supported: {supported}); rebuild it against a supported WIT version"
     )]
-    UnsupportedVersion {
-        found: String,
-        supported: &'static str,
-    },
+    UnsupportedVersion { found: String, supported: String },
+    #[error(
+        "the component was built against agenthost:plugin@{0}, a version still in development; \
+         this host serves it only with `allow_unreleased_wit = true` under [plugins]"
+    )]
+    UnreleasedVersion(String),
+    #[error(
+        "the component mixes WIT versions ({0}); build all of it against one version of agenthost:plugin"
+    )]
+    MixedVersions(String),
     #[error("the component imports `{0}`, which this host does not provide")]
     UnsatisfiedImport(String),
     #[error("the manifest says kind = \"{manifest}\" but the component is a {component}")]
@@ -103,6 +107,8 @@ impl PluginError {
             Self::InvalidComponent(_) => "invalid_component",
             Self::UnknownWorld { .. } => "unknown_world",
             Self::UnsupportedVersion { .. } => "unsupported_version",
+            Self::UnreleasedVersion(_) => "unreleased_version",
+            Self::MixedVersions(_) => "mixed_versions",
             Self::UnsatisfiedImport(_) => "unsatisfied_import",
             Self::KindMismatch { .. } => "kind_mismatch",
             Self::BadManifest(_) => "bad_manifest",

@@ -8,7 +8,7 @@ use serde::Serialize;
 use wasmtime::component::{types::ComponentItem, Component};
 use wasmtime::Engine;
 
-use super::bindings::current::VERSION;
+use super::bindings::versions::{self, WitVersion};
 use super::manifest::{Capability, PluginKind};
 use super::PluginError;
 
@@ -41,7 +41,11 @@ pub fn check_header(bytes: &[u8]) -> Result<(), PluginError> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Shape {
     pub kind: PluginKind,
+    /// The version string the component carries, such as "0.1.0".
     pub wit_version: String,
+    /// The bindings that serve it.
+    #[serde(skip)]
+    pub wit: WitVersion,
     /// Host capabilities the component imports (whether or not granted).
     pub imported_capabilities: BTreeSet<Capability>,
     /// Every import, for diagnostics.
@@ -54,9 +58,16 @@ fn our_interface(name: &str) -> Option<(&str, &str)> {
     rest.split_once('@')
 }
 
-pub fn shape(engine: &Engine, component: &Component) -> Result<Shape, PluginError> {
+pub fn shape(
+    engine: &Engine,
+    component: &Component,
+    allow_unreleased: bool,
+) -> Result<Shape, PluginError> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    // Every one of our interfaces the component names, with its version:
+    // they must all be served by the same bindings.
+    let mut versions: BTreeSet<&str> = BTreeSet::new();
     let mut found = None;
     for name in &exports {
         if let Some((iface, version)) = our_interface(name) {
@@ -65,49 +76,63 @@ pub fn shape(engine: &Engine, component: &Component) -> Result<Shape, PluginErro
                 "policy" => PluginKind::Policy,
                 _ => continue,
             };
-            if version != VERSION {
-                return Err(PluginError::UnsupportedVersion {
-                    found: version.to_string(),
-                    supported: VERSION,
-                });
-            }
-            found = Some(kind);
+            versions.insert(version);
+            found = Some((kind, version.to_string()));
         }
     }
-    let kind = found.ok_or_else(|| PluginError::UnknownWorld {
+    let (kind, wit_version) = found.ok_or_else(|| PluginError::UnknownWorld {
         found: if exports.is_empty() {
             "nothing".into()
         } else {
             exports.join(", ")
         },
-        supported: VERSION,
+        supported: versions::supported(),
     })?;
 
     let mut imported_capabilities = BTreeSet::new();
     let mut imports = Vec::new();
-    for (name, import) in ty.imports(engine) {
+    let import_names: Vec<(String, bool)> = ty
+        .imports(engine)
+        .map(|(name, import)| {
+            let instance = matches!(import.ty, ComponentItem::ComponentInstance(_));
+            (name.to_string(), instance)
+        })
+        .collect();
+    for (name, instance) in &import_names {
         // Only our interfaces and WASI (linked with nothing granted) exist
         // for a plugin; anything else is refused before instantiation.
         let known = name.starts_with("wasi:") || name.starts_with(PACKAGE);
-        if !known || !matches!(import.ty, ComponentItem::ComponentInstance(_)) {
-            return Err(PluginError::UnsatisfiedImport(name.to_string()));
+        if !known || !instance {
+            return Err(PluginError::UnsatisfiedImport(name.clone()));
         }
         if let Some((iface, version)) = our_interface(name) {
-            if version != VERSION {
-                return Err(PluginError::UnsupportedVersion {
-                    found: version.to_string(),
-                    supported: VERSION,
-                });
-            }
+            versions.insert(version);
             if let Some(cap) = Capability::for_interface(iface) {
                 imported_capabilities.insert(cap);
             }
         }
-        imports.push(name.to_string());
+        imports.push(name.clone());
     }
+    let mut served = BTreeSet::new();
+    for version in &versions {
+        served.insert(versions::resolve(version, allow_unreleased)?);
+    }
+    if served.len() > 1 {
+        return Err(PluginError::MixedVersions(
+            versions.into_iter().collect::<Vec<_>>().join(", "),
+        ));
+    }
+    // Non-empty: the tool or policy export carries a version.
+    let Some(wit) = served.into_iter().next() else {
+        return Err(PluginError::UnsupportedVersion {
+            found: wit_version,
+            supported: versions::supported(),
+        });
+    };
     Ok(Shape {
         kind,
-        wit_version: VERSION.to_string(),
+        wit_version,
+        wit,
         imported_capabilities,
         imports,
     })

@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use super::bindings::current::{policy, types::ToolSpec, PolicyPluginPre, ToolPluginPre};
+use super::bindings::current::{policy, types::ToolSpec};
+use super::dispatch::{PolicyPre, ToolPre};
 use super::{CacheOutcome, Manifest, PluginKind, Shape};
-use crate::capabilities::HostState;
 
 /// What a component says about itself at load.
 #[derive(Debug, Clone)]
@@ -15,8 +15,8 @@ pub enum Describe {
 
 #[derive(Clone)]
 pub(crate) enum Pre {
-    Tool(ToolPluginPre<HostState>),
-    Policy(PolicyPluginPre<HostState>),
+    Tool(ToolPre),
+    Policy(PolicyPre),
 }
 
 /// Immutable once built: a hot swap replaces the whole `Arc<LoadedPlugin>`,

@@ -10,6 +10,7 @@
 
 pub mod bindings;
 mod cache;
+mod dispatch;
 mod engine;
 mod error;
 mod grants;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use wasmtime::Store;
 
-use super::bindings::current::policy::{Context, StepOutput};
-use super::bindings::current::PolicyPlugin;
+use super::bindings::current::policy::{Context, PolicyError, StepOutput};
+use super::dispatch::PolicyGuest;
 use super::loaded::Pre;
 use super::{EffectiveGrants, LoadedPlugin, PluginError, Runtime};
 use crate::capabilities::{CallContext, HostState};
@@ -19,7 +19,7 @@ pub struct PolicyInstance {
     plugin: Arc<LoadedPlugin>,
     grants: EffectiveGrants,
     ctx: CallContext,
-    live: Option<(Store<HostState>, PolicyPlugin)>,
+    live: Option<(Store<HostState>, PolicyGuest)>,
 }
 
 impl PolicyInstance {
@@ -66,7 +66,7 @@ impl PolicyInstance {
     pub async fn step(
         &mut self,
         context: Context,
-    ) -> Result<Result<StepOutput, String>, PluginError> {
+    ) -> Result<Result<StepOutput, PolicyError>, PluginError> {
         let Pre::Policy(pre) = &self.plugin.pre else {
             unreachable!("checked in PolicyInstance::new");
         };
@@ -77,7 +77,7 @@ impl PolicyInstance {
                 let mut store = self
                     .runtime
                     .new_store(self.grants.clone(), self.ctx.clone());
-                match tokio::time::timeout(limit, pre.instantiate_async(&mut store)).await {
+                match tokio::time::timeout(limit, pre.instantiate(&mut store)).await {
                     Err(_) => return Err(self.runtime.timeout_error(store.data())),
                     Ok(Err(e)) => return Err(self.runtime.classify(e, store.data())),
                     Ok(Ok(instance)) => (store, instance),
@@ -86,13 +86,7 @@ impl PolicyInstance {
         };
         let (store, instance) = &mut live;
         store.data_mut().cpu.restart();
-        let outcome = tokio::time::timeout(
-            limit,
-            instance
-                .agenthost_plugin_policy()
-                .call_step(&mut *store, &context),
-        )
-        .await;
+        let outcome = tokio::time::timeout(limit, instance.step(store, &context)).await;
         match outcome {
             // The store is dropped with `live`: never reuse a store after a
             // trap or a cancelled call.

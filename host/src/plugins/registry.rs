@@ -21,8 +21,8 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use super::bindings::current::tool::ToolCall;
 use super::bindings::current::types::ToolSpec;
+use super::bindings::current::types::ToolUse;
 use super::loaded::PluginSummary;
 use super::manifest::{validate_name, validate_version};
 use super::{
@@ -401,7 +401,7 @@ impl Registry {
     /// Runs a tool call on whichever plugin currently offers the tool.
     pub async fn invoke_tool(
         &self,
-        call: ToolCall,
+        call: ToolUse,
         ctx: CallContext,
     ) -> Result<ToolResult, PluginError> {
         let plugin = self.tool_owner(&call.name)?;

@@ -7,15 +7,16 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::current::{
-    tool::{ToolCall, ToolError, ToolOutput},
-    types::{ContentPart, ToolSpec},
-    PolicyPluginPre, ToolPlugin, ToolPluginPre,
+    tool::{ToolError, ToolOutput},
+    types::{ContentPart, ToolSpec, ToolUse},
 };
+use super::bindings::{v0_1_0, v0_2_0};
 use super::cache::{content_hash, CompiledCache};
+use super::dispatch::{PolicyPre, ToolPre};
 use super::engine::PluginEngine;
 use super::inspect::{check_header, shape};
 use super::loaded::{Describe, Pre};
-use super::{EffectiveGrants, Limits, LoadedPlugin, Manifest, PluginError, PluginKind};
+use super::{EffectiveGrants, Limits, LoadedPlugin, Manifest, PluginError, PluginKind, Shape};
 use crate::capabilities::{CallContext, HostState};
 
 /// A tool's own answer: its output, or the error it chose to return.
@@ -26,6 +27,8 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     /// Where compiled artifacts are cached; `None` compiles every load.
     pub cache_dir: Option<PathBuf>,
+    /// Accept components built against a WIT version still in development.
+    pub allow_unreleased_wit: bool,
 }
 
 pub struct Runtime {
@@ -33,6 +36,7 @@ pub struct Runtime {
     linker: Linker<HostState>,
     cache: Arc<CompiledCache>,
     limits: Limits,
+    allow_unreleased_wit: bool,
 }
 
 impl Runtime {
@@ -41,9 +45,12 @@ impl Runtime {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        // Every version's interfaces, each under its own versioned name.
         // The policy world's imports are a subset of the tool world's, so
-        // one linker serves both.
-        ToolPlugin::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
+        // one linker serves both kinds.
+        type Data = wasmtime::component::HasSelf<HostState>;
+        v0_2_0::ToolPlugin::add_to_linker::<_, Data>(&mut linker, |s| s)
+            .and_then(|()| v0_1_0::add_to_linker(&mut linker))
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         let cache = Arc::new(CompiledCache::new(
             config.cache_dir,
@@ -54,6 +61,7 @@ impl Runtime {
             linker,
             cache,
             limits: config.limits,
+            allow_unreleased_wit: config.allow_unreleased_wit,
         })
     }
 
@@ -84,7 +92,7 @@ impl Runtime {
                 .await
                 .map_err(|e| PluginError::Engine(e.to_string()))??
         };
-        let shape = shape(self.engine.engine(), &component)?;
+        let shape = shape(self.engine.engine(), &component, self.allow_unreleased_wit)?;
         let manifest = match manifest {
             Some(m) => {
                 if let Some(kind) = m.kind.filter(|k| *k != shape.kind) {
@@ -103,7 +111,7 @@ impl Runtime {
                 capabilities: shape.imported_capabilities.clone(),
             },
         };
-        let pre = self.instantiate_pre(&component, shape.kind)?;
+        let pre = self.instantiate_pre(&component, &shape)?;
         let describe = self.describe(&manifest.name, &pre).await?;
         Ok(LoadedPlugin {
             manifest,
@@ -115,15 +123,15 @@ impl Runtime {
         })
     }
 
-    fn instantiate_pre(&self, component: &Component, kind: PluginKind) -> Result<Pre, PluginError> {
+    fn instantiate_pre(&self, component: &Component, shape: &Shape) -> Result<Pre, PluginError> {
         let pre = self
             .linker
             .instantiate_pre(component)
             .map_err(|e| PluginError::UnsatisfiedImport(format!("{e:#}")))?;
         let invalid = |e: wasmtime::Error| PluginError::InvalidComponent(format!("{e:#}"));
-        Ok(match kind {
-            PluginKind::Tool => Pre::Tool(ToolPluginPre::new(pre).map_err(invalid)?),
-            PluginKind::Policy => Pre::Policy(PolicyPluginPre::new(pre).map_err(invalid)?),
+        Ok(match shape.kind {
+            PluginKind::Tool => Pre::Tool(ToolPre::new(pre, shape.wit).map_err(invalid)?),
+            PluginKind::Policy => Pre::Policy(PolicyPre::new(pre, shape.wit).map_err(invalid)?),
         })
     }
 
@@ -186,23 +194,14 @@ impl Runtime {
         let outcome = match pre {
             Pre::Tool(pre) => {
                 tokio::time::timeout(limit, async {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    instance
-                        .agenthost_plugin_tool()
-                        .call_describe(&mut store)
-                        .await
-                        .map(Describe::Tool)
+                    pre.describe(&mut store).await.map(Describe::Tool)
                 })
                 .await
             }
             Pre::Policy(pre) => {
                 tokio::time::timeout(limit, async {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    instance
-                        .agenthost_plugin_policy()
-                        .call_describe(&mut store)
-                        .await
-                        .map(Describe::Policy)
+                    let instance = pre.instantiate(&mut store).await?;
+                    instance.describe(&mut store).await.map(Describe::Policy)
                 })
                 .await
             }
@@ -225,7 +224,7 @@ impl Runtime {
         plugin: &LoadedPlugin,
         grants: EffectiveGrants,
         ctx: CallContext,
-        call: ToolCall,
+        call: ToolUse,
     ) -> Result<ToolResult, PluginError> {
         let Pre::Tool(pre) = &plugin.pre else {
             return Err(PluginError::WrongKind {
@@ -252,14 +251,8 @@ impl Runtime {
             }
         }
         let mut store = self.new_store(grants, ctx);
-        let outcome = tokio::time::timeout(self.limits.wall_clock, async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .agenthost_plugin_tool()
-                .call_invoke(&mut store, &call)
-                .await
-        })
-        .await;
+        let outcome =
+            tokio::time::timeout(self.limits.wall_clock, pre.invoke(&mut store, &call)).await;
         let result = match outcome {
             Err(_) => return Err(self.timeout_error(store.data())),
             Ok(Err(e)) => return Err(self.classify(e, store.data())),

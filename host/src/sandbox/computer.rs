@@ -10,7 +10,9 @@ use async_trait::async_trait;
 
 use super::Activity;
 use crate::capabilities::{ComputerBackend, EncodedImage, Region};
-use crate::plugins::bindings::current::computer::{MouseButton, Point, ScrollDirection};
+use crate::plugins::bindings::current::computer::{
+    ClickCount, Modifiers, MouseButton, Point, ScrollDirection,
+};
 use crate::plugins::bindings::current::types::HostError;
 use crate::rfb::{buttons, encode_png, parse_combo, scale_region, Event, RfbClient, RfbError, Rgb};
 
@@ -174,18 +176,27 @@ impl RfbComputer {
         parse_combo(combo).map_err(|e| HostError::Invalid(e.to_string()))
     }
 
-    fn modifier_events(modifiers: &[String], down: bool) -> Result<Vec<Event>, HostError> {
-        let mut keysyms = Vec::new();
-        for m in modifiers {
-            keysyms.extend(Self::keys(m)?);
-        }
+    /// Presses (in the order shift, ctrl, alt, super) or releases (in
+    /// reverse) the held modifiers.
+    fn modifier_events(modifiers: Modifiers, down: bool) -> Vec<Event> {
+        use xkeysym::key;
+        let mut keysyms: Vec<u32> = [
+            (Modifiers::SHIFT, key::Shift_L),
+            (Modifiers::CTRL, key::Control_L),
+            (Modifiers::ALT, key::Alt_L),
+            (Modifiers::SUPER, key::Super_L),
+        ]
+        .into_iter()
+        .filter(|(flag, _)| modifiers.contains(*flag))
+        .map(|(_, keysym)| keysym)
+        .collect();
         if !down {
             keysyms.reverse();
         }
-        Ok(keysyms
+        keysyms
             .into_iter()
             .map(|keysym| Event::Key { keysym, down })
-            .collect())
+            .collect()
     }
 }
 
@@ -260,13 +271,18 @@ impl ComputerBackend for RfbComputer {
         &self,
         at: Point,
         button: MouseButton,
-        count: u8,
-        modifiers: &[String],
+        count: ClickCount,
+        modifiers: Modifiers,
     ) -> Result<(), HostError> {
         let client = self.client().await?;
         let (x, y) = Self::on_screen(&client, at)?;
         let mut events = vec![Event::Pointer { mask: 0, x, y }];
-        events.extend(Self::modifier_events(modifiers, true)?);
+        events.extend(Self::modifier_events(modifiers, true));
+        let count = match count {
+            ClickCount::Single => 1,
+            ClickCount::Double => 2,
+            ClickCount::Triple => 3,
+        };
         for _ in 0..count {
             events.push(Event::Pointer {
                 mask: mask(button),
@@ -275,7 +291,7 @@ impl ComputerBackend for RfbComputer {
             });
             events.push(Event::Pointer { mask: 0, x, y });
         }
-        events.extend(Self::modifier_events(modifiers, false)?);
+        events.extend(Self::modifier_events(modifiers, false));
         client.batch(&events).await.map_err(rfb_error)?;
         self.set_pointer(at, 0);
         Ok(())
@@ -324,7 +340,7 @@ impl ComputerBackend for RfbComputer {
         at: Point,
         direction: ScrollDirection,
         amount: u32,
-        modifiers: &[String],
+        modifiers: Modifiers,
     ) -> Result<(), HostError> {
         let client = self.client().await?;
         let (x, y) = Self::on_screen(&client, at)?;
@@ -335,12 +351,12 @@ impl ComputerBackend for RfbComputer {
             ScrollDirection::Right => buttons::WHEEL_RIGHT,
         };
         let mut events = vec![Event::Pointer { mask: 0, x, y }];
-        events.extend(Self::modifier_events(modifiers, true)?);
+        events.extend(Self::modifier_events(modifiers, true));
         for _ in 0..amount {
             events.push(Event::Pointer { mask: wheel, x, y });
             events.push(Event::Pointer { mask: 0, x, y });
         }
-        events.extend(Self::modifier_events(modifiers, false)?);
+        events.extend(Self::modifier_events(modifiers, false));
         client.batch(&events).await.map_err(rfb_error)?;
         self.set_pointer(at, 0);
         Ok(())

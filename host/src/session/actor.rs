@@ -16,6 +16,7 @@ use super::llm::SessionLlm;
 use super::log::EventLog;
 use super::quota::Permit;
 use super::run::{self, RunControl, RunEnd, Runner};
+use super::switch::switch_policy;
 use super::{Command, LiveState, SessionError, SessionHandle, Shared};
 use crate::capabilities::{CallContext, ImageStore, LlmBackend};
 use crate::plugins::PolicyInstance;
@@ -512,7 +513,7 @@ impl Actor {
 
     /// Switches between runs: the next run starts a fresh instance.
     async fn apply_switch(&mut self, name: &str) {
-        match run::record_switch(
+        match switch_policy(
             &self.shared,
             &self.log,
             &self.session.user_id,
@@ -521,7 +522,7 @@ impl Actor {
         )
         .await
         {
-            Ok(()) => {
+            Ok(_) => {
                 self.set_policy(None);
                 self.session.policy = name.to_string();
                 self.state.send_modify(|s| {

@@ -14,6 +14,7 @@ mod llm;
 mod log;
 mod quota;
 mod run;
+mod switch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};

@@ -17,10 +17,12 @@ use tokio::sync::watch;
 use super::event::{self, source};
 use super::history;
 use super::log::EventLog;
+use super::switch::switch_policy;
 use super::{LiveState, Shared};
 use crate::capabilities::CallContext;
-use crate::plugins::bindings::current::policy::{Context, Decision};
-use crate::plugins::bindings::current::tool::{ToolCall, ToolError};
+use crate::plugins::bindings::current::policy::{Act, Context, Decision, PolicyError};
+use crate::plugins::bindings::current::tool::ToolError;
+use crate::plugins::bindings::current::types::HostError;
 use crate::plugins::bindings::current::types::{ContentPart, ToolSpec, ToolUse};
 use crate::plugins::{PluginError, PolicyInstance};
 use crate::store::{Event, StoreError};
@@ -86,31 +88,6 @@ pub async fn run(
     }
 }
 
-/// Records a policy switch (store and event). Errors are messages for the
-/// session's error event.
-pub async fn record_switch(
-    shared: &Shared,
-    log: &EventLog,
-    user_id: &str,
-    from: &str,
-    to: &str,
-) -> Result<(), String> {
-    let plugin = shared.registry.policy(to).map_err(|e| e.to_string())?;
-    shared
-        .store
-        .set_policy(user_id, log.session_id(), to)
-        .await
-        .map_err(|e| e.to_string())?;
-    log.append(
-        event::POLICY_SWITCHED,
-        source::USER,
-        serde_json::json!({"from": from, "to": to, "version": plugin.manifest.version}),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok(())
-}
-
 impl Runner {
     async fn steps(&mut self, policy: &mut PolicyInstance) -> Result<RunEnd, StoreError> {
         let mut events = self.log.after(0).await?;
@@ -162,8 +139,9 @@ impl Runner {
             step += 1;
             let output = match policy.step(context).await {
                 Ok(Ok(output)) => output,
-                Ok(Err(message)) => {
-                    self.error("policy_error", &message).await;
+                Ok(Err(error)) => {
+                    self.error("policy_error", &policy_error_message(error))
+                        .await;
                     return Ok(RunEnd::Failed);
                 }
                 Err(e) => {
@@ -183,7 +161,19 @@ impl Runner {
                 state = output.state;
             }
             let reply = match output.decision {
-                Decision::Act((text, uses)) if !uses.is_empty() => {
+                Decision::Act(Act { calls, .. }) if calls.is_empty() => {
+                    self.error(
+                        "policy_error",
+                        &format!(
+                            "policy `{}` decided to act with no tool calls; a policy that \
+                             only has something to say decides `reply`",
+                            self.policy_name
+                        ),
+                    )
+                    .await;
+                    return Ok(RunEnd::Failed);
+                }
+                Decision::Act(Act { text, calls: uses }) => {
                     if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
                         events.push(
                             self.append(
@@ -210,8 +200,6 @@ impl Runner {
                     }
                     continue;
                 }
-                // An act without tool calls is a reply.
-                Decision::Act((text, _)) => text.unwrap_or_default(),
                 Decision::Reply(text) => text,
                 Decision::Finish(text) => {
                     if !text.trim().is_empty() {
@@ -256,43 +244,31 @@ impl Runner {
         }
     }
 
+    /// A switch requested while this run was going: recorded through the
+    /// one switch operation, then the instance is replaced before the next
+    /// step and the state this run holds is dropped with the store's.
     async fn switch(
         &mut self,
         policy: &mut PolicyInstance,
         name: &str,
         state: &mut Option<Vec<u8>>,
     ) {
-        let registry = &self.shared.registry;
-        let swapped = registry
-            .policy(name)
-            .and_then(|plugin| {
-                let grants = registry.effective_grants(&plugin);
-                policy.swap(plugin, grants)
-            })
-            .map_err(|e| e.to_string());
-        let recorded = match swapped {
-            Ok(()) => {
-                record_switch(
-                    &self.shared,
-                    &self.log,
-                    &self.user_id,
-                    &self.policy_name,
-                    name,
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        };
-        match recorded {
+        let recorded = switch_policy(
+            &self.shared,
+            &self.log,
+            &self.user_id,
+            &self.policy_name,
+            name,
+        )
+        .await;
+        let swapped = recorded.and_then(|plugin| {
+            let grants = self.shared.registry.effective_grants(&plugin);
+            policy.swap(plugin, grants).map_err(|e| e.to_string())
+        });
+        match swapped {
             Ok(()) => {
                 self.policy_name = name.to_string();
-                // The new policy starts without the old one's private state.
                 *state = None;
-                let _ = self
-                    .shared
-                    .store
-                    .set_policy_state(&self.session_id, None)
-                    .await;
                 self.state.send_modify(|s| {
                     s.policy = name.to_string();
                     s.pending_policy = None;
@@ -316,14 +292,7 @@ impl Runner {
         let outcome = self
             .shared
             .registry
-            .invoke_tool(
-                ToolCall {
-                    id: call.id.clone(),
-                    name: call.name.clone(),
-                    input: call.input.clone(),
-                },
-                self.tool_ctx.clone(),
-            )
+            .invoke_tool(call.clone(), self.tool_ctx.clone())
             .await;
         let (content, is_error) = match outcome {
             Ok(Ok(output)) => (self.persist(output.content).await?, false),
@@ -385,6 +354,20 @@ impl Runner {
             });
         }
         Ok(out)
+    }
+}
+
+/// The session error text for a policy's own failure.
+fn policy_error_message(error: PolicyError) -> String {
+    match error {
+        PolicyError::Failed(m) => m,
+        PolicyError::Host(e) => match e {
+            HostError::Denied(m) => format!("not granted: {m}"),
+            HostError::NoSandbox(m) => format!("no sandbox: {m}"),
+            HostError::Invalid(m) => format!("invalid request: {m}"),
+            HostError::Timeout(m) => format!("timed out: {m}"),
+            HostError::Failed(m) => m,
+        },
     }
 }
 

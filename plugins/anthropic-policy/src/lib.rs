@@ -2,12 +2,12 @@
 //! is offered as Anthropic's built-in computer-use tool (sized to the
 //! screenshots the model sees), other tools as ordinary tools.
 
-wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit/v0.2.0" });
 
 #[path = "../../shared/llm_policy.rs"]
 mod llm_policy;
 
-use exports::agenthost::plugin::policy::{Context, Guest, Info, StepOutput};
+use exports::agenthost::plugin::policy::{Context, Guest, Info, PolicyError, StepOutput};
 
 struct AnthropicPolicy;
 
@@ -19,7 +19,7 @@ impl Guest for AnthropicPolicy {
         }
     }
 
-    fn step(ctx: Context) -> Result<StepOutput, String> {
+    fn step(ctx: Context) -> Result<StepOutput, PolicyError> {
         llm_policy::step(
             ctx,
             &llm_policy::Flavor {

@@ -2,11 +2,11 @@
 //! bash tool does. Each call is a fresh `bash -c`: nothing (cwd, variables)
 //! carries over between calls, which the description tells the model.
 
-wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit/v0.2.0" });
 
 use agenthost::plugin::shell::{self, Command};
-use agenthost::plugin::types::{ContentPart, HostError, ToolSpec};
-use exports::agenthost::plugin::tool::{Guest, ToolCall, ToolError, ToolOutput};
+use agenthost::plugin::types::{ContentPart, HostError, ToolSpec, ToolUse};
+use exports::agenthost::plugin::tool::{Guest, ToolError, ToolOutput};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -43,7 +43,7 @@ impl Guest for Bash {
         }]
     }
 
-    fn invoke(call: ToolCall) -> Result<ToolOutput, ToolError> {
+    fn invoke(call: ToolUse) -> Result<ToolOutput, ToolError> {
         if call.name != "bash" {
             return Err(ToolError::InvalidInput(format!(
                 "this component has no tool `{}`",

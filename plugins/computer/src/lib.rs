@@ -6,11 +6,13 @@
 //! After every action the tool waits for the screen to settle instead of
 //! sleeping a fixed time, then returns a fresh screenshot.
 
-wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit/v0.2.0" });
 
-use agenthost::plugin::computer::{self, MouseButton, Point, ScrollDirection, Size};
-use agenthost::plugin::types::{ContentPart, HostError, ToolSpec};
-use exports::agenthost::plugin::tool::{Guest, ToolCall, ToolError, ToolOutput};
+use agenthost::plugin::computer::{
+    self, ClickCount, Modifiers, MouseButton, Point, ScrollDirection, Size,
+};
+use agenthost::plugin::types::{ContentPart, HostError, ToolSpec, ToolUse};
+use exports::agenthost::plugin::tool::{Guest, ToolError, ToolOutput};
 use serde::Deserialize;
 
 /// Resolutions the model is shown, as in the reference demo; the one matching
@@ -123,16 +125,28 @@ fn need<T>(v: Option<T>, field: &str, action: &str) -> Result<T, ToolError> {
     v.ok_or_else(|| ToolError::InvalidInput(format!("action `{action}` needs `{field}`")))
 }
 
-fn modifiers(text: &Option<String>) -> Vec<String> {
-    text.as_deref()
-        .map(|t| {
-            t.split('+')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
+/// The keys named in `text` ("shift", "ctrl+alt"), held during a click or
+/// scroll, as the computer-use action set passes them.
+fn modifiers(text: &Option<String>) -> Result<Modifiers, ToolError> {
+    let mut held = Modifiers::empty();
+    for name in text.as_deref().unwrap_or_default().split('+') {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        held |= match name.to_ascii_lowercase().as_str() {
+            "shift" | "shift_l" | "shift_r" => Modifiers::SHIFT,
+            "ctrl" | "control" | "control_l" | "control_r" => Modifiers::CTRL,
+            "alt" | "alt_l" | "alt_r" | "meta" => Modifiers::ALT,
+            "super" | "super_l" | "super_r" | "win" | "cmd" | "command" => Modifiers::SUPER,
+            _ => {
+                return Err(ToolError::InvalidInput(format!(
+                "`{name}` cannot be held during a click or scroll; use shift, ctrl, alt or super"
+            )))
+            }
+        };
+    }
+    Ok(held)
 }
 
 fn settle_and_capture(scaling: &Scaling, note: Option<String>) -> Result<ToolOutput, ToolError> {
@@ -149,13 +163,13 @@ fn click(
     scaling: &Scaling,
     input: &Input,
     button: MouseButton,
-    count: u8,
+    count: ClickCount,
 ) -> Result<(), ToolError> {
     let at = match input.coordinate {
         Some(c) => scaling.to_screen(c)?,
         None => computer::cursor_position().map_err(host)?,
     };
-    computer::click(at, button, count, &modifiers(&input.text)).map_err(host)
+    computer::click(at, button, count, modifiers(&input.text)?).map_err(host)
 }
 
 fn run(input: Input) -> Result<ToolOutput, ToolError> {
@@ -195,11 +209,11 @@ fn run(input: Input) -> Result<ToolOutput, ToolError> {
             let to = scaling.to_screen(need(input.coordinate, "coordinate", action)?)?;
             computer::mouse_move(to).map_err(host)?;
         }
-        "left_click" => click(&scaling, &input, MouseButton::Left, 1)?,
-        "right_click" => click(&scaling, &input, MouseButton::Right, 1)?,
-        "middle_click" => click(&scaling, &input, MouseButton::Middle, 1)?,
-        "double_click" => click(&scaling, &input, MouseButton::Left, 2)?,
-        "triple_click" => click(&scaling, &input, MouseButton::Left, 3)?,
+        "left_click" => click(&scaling, &input, MouseButton::Left, ClickCount::Single)?,
+        "right_click" => click(&scaling, &input, MouseButton::Right, ClickCount::Single)?,
+        "middle_click" => click(&scaling, &input, MouseButton::Middle, ClickCount::Single)?,
+        "double_click" => click(&scaling, &input, MouseButton::Left, ClickCount::Double)?,
+        "triple_click" => click(&scaling, &input, MouseButton::Left, ClickCount::Triple)?,
         "left_mouse_down" => computer::mouse_down(MouseButton::Left).map_err(host)?,
         "left_mouse_up" => computer::mouse_up(MouseButton::Left).map_err(host)?,
         "left_click_drag" => {
@@ -229,7 +243,7 @@ fn run(input: Input) -> Result<ToolOutput, ToolError> {
                 Some(c) => scaling.to_screen(c)?,
                 None => computer::cursor_position().map_err(host)?,
             };
-            computer::scroll(at, direction, amount, &modifiers(&input.text)).map_err(host)?;
+            computer::scroll(at, direction, amount, modifiers(&input.text)?).map_err(host)?;
         }
         "key" => computer::key(&need(input.text.clone(), "text", action)?).map_err(host)?,
         "hold_key" => {
@@ -306,7 +320,7 @@ impl Guest for Computer {
         }]
     }
 
-    fn invoke(call: ToolCall) -> Result<ToolOutput, ToolError> {
+    fn invoke(call: ToolUse) -> Result<ToolOutput, ToolError> {
         if call.name != "computer" {
             return Err(ToolError::InvalidInput(format!(
                 "this component has no tool `{}`",

@@ -5,11 +5,11 @@
 //! the previous contents of each edited file are kept in the sandbox under
 //! `UNDO_DIR`, one JSON stack of snapshots per edited file.
 
-wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit/v0.2.0" });
 
 use agenthost::plugin::files::{self, EntryKind};
-use agenthost::plugin::types::{ContentPart, HostError, ToolSpec};
-use exports::agenthost::plugin::tool::{Guest, ToolCall, ToolError, ToolOutput};
+use agenthost::plugin::types::{ContentPart, HostError, ToolSpec, ToolUse};
+use exports::agenthost::plugin::tool::{Guest, ToolError, ToolOutput};
 use serde::Deserialize;
 
 const TOOL_NAME: &str = "str_replace_based_edit_tool";
@@ -284,7 +284,7 @@ impl Guest for Editor {
         }]
     }
 
-    fn invoke(call: ToolCall) -> Result<ToolOutput, ToolError> {
+    fn invoke(call: ToolUse) -> Result<ToolOutput, ToolError> {
         if call.name != TOOL_NAME {
             return Err(invalid(format!(
                 "this component has no tool `{}`",

@@ -1,7 +1,7 @@
 """An Agent Host tool written in Python: `text_stats` counts the lines,
 words and characters of a text and lists its most common words.
 
-Build: componentize-py -d ../../../wit -w tool-plugin componentize app -o text-stats.wasm
+Build: componentize-py -d ../../../wit/v0.2.0 -w tool-plugin componentize app -o text-stats.wasm
 (scripts/build-plugins.sh does this). The `wit_world` bindings are generated
 at build time from the WIT, so they are not kept in the repository.
 """
@@ -12,8 +12,8 @@ from collections import Counter
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.exports.tool import ToolCall, ToolError_InvalidInput, ToolOutput
-from wit_world.imports.types import ContentPart_Text, ToolSpec
+from wit_world.exports.tool import ToolError_InvalidInput, ToolOutput
+from wit_world.imports.types import ContentPart_Text, ToolSpec, ToolUse
 
 SCHEMA = {
     "type": "object",
@@ -36,7 +36,7 @@ class Tool(exports.Tool):
             )
         ]
 
-    def invoke(self, call: ToolCall) -> ToolOutput:
+    def invoke(self, call: ToolUse) -> ToolOutput:
         if call.name != "text_stats":
             raise Err(ToolError_InvalidInput(f"this component has no tool `{call.name}`"))
         try:

@@ -1,12 +1,12 @@
 //! A policy for OpenAI-compatible chat models with tool calling: every
 //! tool, the computer included, is offered as a function.
 
-wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit/v0.2.0" });
 
 #[path = "../../shared/llm_policy.rs"]
 mod llm_policy;
 
-use exports::agenthost::plugin::policy::{Context, Guest, Info, StepOutput};
+use exports::agenthost::plugin::policy::{Context, Guest, Info, PolicyError, StepOutput};
 
 struct OpenAiPolicy;
 
@@ -19,7 +19,7 @@ impl Guest for OpenAiPolicy {
         }
     }
 
-    fn step(ctx: Context) -> Result<StepOutput, String> {
+    fn step(ctx: Context) -> Result<StepOutput, PolicyError> {
         llm_policy::step(
             ctx,
             &llm_policy::Flavor {

@@ -4,19 +4,23 @@
 //! "type hello", "click 100 200", "press ctrl+l", joined by "then" or new
 //! lines) and turns them into tool calls one step at a time, so the product
 //! works without an LLM key and tests are reproducible. Progress is derived
-//! from the history alone (tool results since the last user message), so the
-//! policy needs no state blob and survives restarts and hot swaps.
+//! from the history alone (tool results since the last user message), so it
+//! survives restarts and hot swaps. Its state blob holds only what the
+//! person asked it to `remember` (and `recall` shows what it was handed),
+//! which makes it the policy tests use to check that a switch drops state.
 
-wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit/v0.2.0" });
 
 use agenthost::plugin::llm::{Message, MessagePart, Role};
 use agenthost::plugin::types::{ContentPart, ToolUse};
-use exports::agenthost::plugin::policy::{Context, Decision, Guest, Info, StepOutput};
+use exports::agenthost::plugin::policy::{
+    Act, Context, Decision, Guest, Info, PolicyError, StepOutput,
+};
 use serde_json::json;
 
 const HELP: &str =
     "I am the scripted policy: I follow simple instructions without a language model. \
-Try: \"take a screenshot\", \"run `ls -la`\", \"type hello\", \"press ctrl+l\", \"click 100 200\", \
+Try: \"take a screenshot\", \"run `ls -la`\", \"remember NOTE\", \"recall\", \"type hello\", \"press ctrl+l\", \"click 100 200\", \
 \"scroll down\", \"wait 2\", or several joined with \"then\".";
 
 /// One instruction, as a tool name and its JSON input.
@@ -117,65 +121,90 @@ impl Guest for Scripted {
         }
     }
 
-    fn step(ctx: Context) -> Result<StepOutput, String> {
-        let Some(last_user) = ctx.history.iter().rposition(|m| {
-            m.role == Role::User && m.parts.iter().any(|p| matches!(p, MessagePart::Text(_)))
-        }) else {
-            return Ok(reply(HELP.into()));
-        };
-        let request = message_text(&ctx.history[last_user]);
-        if matches!(
-            request.trim().to_lowercase().as_str(),
-            "done" | "bye" | "finish" | "stop"
-        ) {
-            return Ok(StepOutput {
-                decision: Decision::Finish("Finished.".into()),
-                state: None,
-            });
+    /// Keeps its state blob across steps: only `remember` changes it.
+    fn step(ctx: Context) -> Result<StepOutput, PolicyError> {
+        let kept = ctx.state.clone();
+        let mut out = decide(ctx)?;
+        if out.state.is_none() {
+            out.state = kept;
         }
-        let instructions = split_instructions(&request);
-        let results: Vec<(&ToolUse, bool, String)> = tool_results_since(&ctx.history[last_user..]);
-        let done = results.len();
+        Ok(out)
+    }
+}
 
-        if let Some((_, true, error)) = results.last() {
-            return Ok(reply(format!("Step {done} failed: {error}")));
+fn decide(ctx: Context) -> Result<StepOutput, PolicyError> {
+    let Some(last_user) = ctx.history.iter().rposition(|m| {
+        m.role == Role::User && m.parts.iter().any(|p| matches!(p, MessagePart::Text(_)))
+    }) else {
+        return Ok(reply(HELP.into()));
+    };
+    let request = message_text(&ctx.history[last_user]);
+    if matches!(
+        request.trim().to_lowercase().as_str(),
+        "done" | "bye" | "finish" | "stop"
+    ) {
+        return Ok(StepOutput {
+            decision: Decision::Finish("Finished.".into()),
+            state: None,
+        });
+    }
+    if let Some(note) = request.trim().strip_prefix("remember ") {
+        return Ok(StepOutput {
+            decision: Decision::Reply("Remembered.".into()),
+            state: Some(note.as_bytes().to_vec()),
+        });
+    }
+    if request.trim().eq_ignore_ascii_case("recall") {
+        return Ok(reply(match &ctx.state {
+            Some(note) => format!("I remember: {}", String::from_utf8_lossy(note)),
+            None => "I remember nothing.".into(),
+        }));
+    }
+    let instructions = split_instructions(&request);
+    let results: Vec<(&ToolUse, bool, String)> = tool_results_since(&ctx.history[last_user..]);
+    let done = results.len();
+
+    if let Some((_, true, error)) = results.last() {
+        return Ok(reply(format!("Step {done} failed: {error}")));
+    }
+    match instructions.get(done) {
+        Some(raw) => {
+            let Some((tool, input)) = parse_instruction(raw) else {
+                return Ok(reply(format!("I don't understand \"{raw}\". {HELP}")));
+            };
+            if !ctx.tools.iter().any(|t| t.name == tool) {
+                return Ok(reply(format!(
+                    "\"{raw}\" needs the `{tool}` tool, which this session does not have."
+                )));
+            }
+            let call = ToolUse {
+                id: format!("call_{}_{done}", ctx.step),
+                name: tool.into(),
+                input: input.to_string(),
+            };
+            Ok(StepOutput {
+                decision: Decision::Act(Act {
+                    text: Some(raw.to_string()),
+                    calls: vec![call],
+                }),
+                state: None,
+            })
         }
-        match instructions.get(done) {
-            Some(raw) => {
-                let Some((tool, input)) = parse_instruction(raw) else {
-                    return Ok(reply(format!("I don't understand \"{raw}\". {HELP}")));
-                };
-                if !ctx.tools.iter().any(|t| t.name == tool) {
-                    return Ok(reply(format!(
-                        "\"{raw}\" needs the `{tool}` tool, which this session does not have."
-                    )));
-                }
-                let call = ToolUse {
-                    id: format!("call_{}_{done}", ctx.step),
-                    name: tool.into(),
-                    input: input.to_string(),
-                };
-                Ok(StepOutput {
-                    decision: Decision::Act((Some(raw.to_string()), vec![call])),
-                    state: None,
-                })
-            }
-            None if done == 0 => Ok(reply(format!(
-                "I don't understand \"{}\". {HELP}",
-                request.trim()
-            ))),
-            None => {
-                let last_text = results
-                    .last()
-                    .map(|(_, _, t)| t.trim().to_string())
-                    .unwrap_or_default();
-                let summary = if last_text.is_empty() {
-                    format!("Done: {done} step(s).")
-                } else {
-                    format!("Done: {done} step(s). Last output:\n{last_text}")
-                };
-                Ok(reply(summary))
-            }
+        None if done == 0 => Ok(reply(format!(
+            "I don't understand \"{}\". {HELP}",
+            request.trim()
+        ))),
+        None => {
+            let last_text = results
+                .last()
+                .map(|(_, _, t)| t.trim().to_string())
+                .unwrap_or_default();
+            let summary = if last_text.is_empty() {
+                format!("Done: {done} step(s).")
+            } else {
+                format!("Done: {done} step(s). Last output:\n{last_text}")
+            };
+            Ok(reply(summary))
         }
     }
 }

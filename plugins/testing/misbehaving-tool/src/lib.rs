@@ -2,11 +2,11 @@
 //! Never installed by default; the host's tests load it to prove that a
 //! faulty plugin gets a clear error and the host keeps serving.
 
-wit_bindgen::generate!({ world: "tool-plugin", path: "../../../wit" });
+wit_bindgen::generate!({ world: "tool-plugin", path: "../../../wit/v0.2.0" });
 
 use agenthost::plugin::shell::{self, Command};
-use agenthost::plugin::types::{ContentPart, HostError, ToolSpec};
-use exports::agenthost::plugin::tool::{Guest, ToolCall, ToolError, ToolOutput};
+use agenthost::plugin::types::{ContentPart, HostError, ToolSpec, ToolUse};
+use exports::agenthost::plugin::tool::{Guest, ToolError, ToolOutput};
 
 const BEHAVIOURS: [(&str, &str); 6] = [
     ("spin", "loops forever"),
@@ -31,7 +31,7 @@ impl Guest for Misbehaving {
             .collect()
     }
 
-    fn invoke(call: ToolCall) -> Result<ToolOutput, ToolError> {
+    fn invoke(call: ToolUse) -> Result<ToolOutput, ToolError> {
         match call.name.as_str() {
             "spin" => {
                 let mut x: u64 = 0;
