@@ -7,6 +7,13 @@ use futures_util::{Stream, StreamExt};
 
 use super::LlmError;
 
+/// Longest a single event may grow before its blank line arrives.
+const MAX_EVENT_BYTES: usize = 16 << 20;
+/// Most a whole response may stream. Everything a provider accumulates
+/// (text, reasoning, tool input, opaque blocks) comes through here, so
+/// this bounds the memory one model reply can take.
+const MAX_STREAM_BYTES: usize = 64 << 20;
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SseEvent {
     pub event: Option<String>,
@@ -16,6 +23,7 @@ pub struct SseEvent {
 pub struct SseReader<S> {
     stream: S,
     buffer: Vec<u8>,
+    read: usize,
     done: bool,
 }
 
@@ -28,6 +36,7 @@ where
         Self {
             stream,
             buffer: Vec::new(),
+            read: 0,
             done: false,
         }
     }
@@ -42,7 +51,22 @@ where
                 return Ok(None);
             }
             match self.stream.next().await {
-                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Some(Ok(chunk)) => {
+                    self.read += chunk.len();
+                    if self.read > MAX_STREAM_BYTES {
+                        return Err(LlmError::Stream(format!(
+                            "the response is over {} MiB",
+                            MAX_STREAM_BYTES >> 20
+                        )));
+                    }
+                    if self.buffer.len() + chunk.len() > MAX_EVENT_BYTES {
+                        return Err(LlmError::Stream(format!(
+                            "one event is over {} MiB",
+                            MAX_EVENT_BYTES >> 20
+                        )));
+                    }
+                    self.buffer.extend_from_slice(&chunk);
+                }
                 Some(Err(e)) => return Err(LlmError::Stream(e.to_string())),
                 None => {
                     self.done = true;
@@ -148,5 +172,23 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn an_endless_event_or_stream_is_cut_off() {
+        let chunk = Bytes::from(vec![b'x'; 1 << 20]);
+        let endless = futures_util::stream::repeat(chunk).map(Ok::<_, String>);
+        let err = SseReader::new(endless).next().await.unwrap_err();
+        assert!(err.to_string().contains("one event is over"), "{err}");
+
+        let event = Bytes::from(format!("data: {}\n\n", "y".repeat(1 << 20)));
+        let endless = futures_util::stream::repeat(event).map(Ok::<_, String>);
+        let mut reader = SseReader::new(endless);
+        let err = loop {
+            if let Err(e) = reader.next().await {
+                break e;
+            }
+        };
+        assert!(err.to_string().contains("the response is over"), "{err}");
     }
 }

@@ -91,19 +91,12 @@ pub fn shape(
 
     let mut imported_capabilities = BTreeSet::new();
     let mut imports = Vec::new();
-    let import_names: Vec<(String, bool)> = ty
-        .imports(engine)
-        .map(|(name, import)| {
-            let instance = matches!(import.ty, ComponentItem::ComponentInstance(_));
-            (name.to_string(), instance)
-        })
-        .collect();
-    for (name, instance) in &import_names {
+    for (name, import) in ty.imports(engine) {
         // Only our interfaces and WASI (linked with nothing granted) exist
         // for a plugin; anything else is refused before instantiation.
         let known = name.starts_with("wasi:") || name.starts_with(PACKAGE);
-        if !known || !instance {
-            return Err(PluginError::UnsatisfiedImport(name.clone()));
+        if !known || !matches!(import.ty, ComponentItem::ComponentInstance(_)) {
+            return Err(PluginError::UnsatisfiedImport(name.to_string()));
         }
         if let Some((iface, version)) = our_interface(name) {
             versions.insert(version);
@@ -111,7 +104,7 @@ pub fn shape(
                 imported_capabilities.insert(cap);
             }
         }
-        imports.push(name.clone());
+        imports.push(name.to_string());
     }
     let mut served = BTreeSet::new();
     for version in &versions {

@@ -140,7 +140,7 @@ fn click_count(count: u8) -> Result<latest::computer::ClickCount, HostError> {
 /// 0.1.0 took any key name as a modifier; these are the names of the
 /// four modifier keys (the friendly ones and X's), which is what callers
 /// passed. Any other key held during a click is refused with a message.
-pub fn modifiers(names: &[String]) -> Result<latest::computer::Modifiers, HostError> {
+fn modifiers(names: &[String]) -> Result<latest::computer::Modifiers, HostError> {
     use latest::computer::Modifiers;
     let mut flags = Modifiers::empty();
     for name in names {

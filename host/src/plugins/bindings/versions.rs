@@ -74,15 +74,6 @@ pub fn resolve(found: &str, allow_unreleased: bool) -> Result<WitVersion, Plugin
     Ok(entry.wit)
 }
 
-impl WitVersion {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::V0_1 => super::v0_1_0::VERSION,
-            Self::V0_2 => super::v0_2_0::VERSION,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
