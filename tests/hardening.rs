@@ -365,6 +365,14 @@ fn shell_long(command: &str) -> Command {
     }
 }
 
+/// The session's stored events, as the API returns them.
+async fn stored_events(host: &TestHost, token: &str, id: &str) -> Vec<Value> {
+    let (_, body) = host
+        .call("GET", &format!("/api/v1/sessions/{id}/events"), token, None)
+        .await;
+    body["events"].as_array().cloned().unwrap_or_default()
+}
+
 /// Waits (bounded) until the session's stored status is `status`.
 async fn wait_status(host: &TestHost, token: &str, id: &str, status: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -375,7 +383,10 @@ async fn wait_status(host: &TestHost, token: &str, id: &str, status: &str) {
         if s["status"] == status {
             return;
         }
-        assert!(Instant::now() < deadline, "never {status}: {s}");
+        if Instant::now() >= deadline {
+            let events = stored_events(host, token, id).await;
+            panic!("never {status}: {s}\nevents: {events:#?}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -520,22 +531,10 @@ async fn idle_sessions_are_evicted_so_sessions_outnumber_plugin_instances() {
     }
     // Every run replied; an evicted session comes back from the store.
     for id in &ids {
-        let (_, events) = host
-            .call(
-                "GET",
-                &format!("/api/v1/sessions/{id}/events"),
-                &token,
-                None,
-            )
-            .await;
-        let kinds: Vec<&str> = events["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["kind"].as_str().unwrap())
-            .collect();
-        assert!(!kinds.contains(&"error"), "{events}");
-        assert!(kinds.contains(&"tool_result"), "{events}");
+        let events = stored_events(&host, &token, id).await;
+        let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert!(!kinds.contains(&"error"), "{events:?}");
+        assert!(kinds.contains(&"tool_result"), "{events:?}");
     }
     let again = &ids[0];
     host.call(
@@ -546,6 +545,52 @@ async fn idle_sessions_are_evicted_so_sessions_outnumber_plugin_instances() {
     )
     .await;
     wait_status(&host, &token, again, "idle").await;
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eviction_pass_never_cuts_a_run_a_queued_message_started() {
+    // No background evictor: the test runs the passes itself.
+    let host = TestHost::start_with(Db::Sqlite, |c| {
+        c.agent.evict_idle_secs = 0;
+        c.sandbox.warm = 0;
+    })
+    .await;
+    let token = host.token("evict-race").await;
+    let sessions = &host.server().state().sessions;
+    let s = host.create_session(&token, json!({})).await;
+    let id = s["id"].as_str().unwrap().to_string();
+    sessions.evict_idle(Duration::ZERO).await;
+    assert_eq!(sessions.live_count(), 0, "an idle session is evicted");
+
+    // The message boots a fresh desktop; while it does, the session still
+    // reads idle, and an eviction pass asks the actor to stop.
+    let (_, handle) = sessions.open("evict-race", &id).await.unwrap();
+    let mut state = handle.state.clone();
+    let before = state.borrow_and_update().last_active;
+    let sending = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.user_message("run `echo survived`".into()).await }
+    });
+    state
+        .wait_for(|s| s.last_active > before)
+        .await
+        .expect("the actor took the message");
+    sessions.evict_idle(Duration::ZERO).await;
+    sending.await.unwrap().expect("the message was taken");
+    assert_eq!(
+        sessions.live_count(),
+        1,
+        "the actor declined: it had a run to do"
+    );
+    wait_status(&host, &token, &id, "idle").await;
+    let events = stored_events(&host, &token, &id).await;
+    let outputs: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .collect();
+    assert_eq!(outputs.len(), 1, "{events:?}");
+    assert!(outputs[0].to_string().contains("survived"), "{events:?}");
     host.stop().await;
 }
 

@@ -123,6 +123,17 @@ impl Actor {
             tokio::select! {
                 command = rx.recv() => {
                     let Some(command) = command else { break };
+                    if let Command::Evict(after, reply) = command {
+                        let stop = self.idle_for(after, task.is_some());
+                        if stop {
+                            self.evict(&mut rx).await;
+                        }
+                        let _ = reply.send(stop);
+                        if stop {
+                            break;
+                        }
+                        continue;
+                    }
                     self.state.send_modify(|s| s.last_active = std::time::Instant::now());
                     if self.command(command, &mut task).await.is_break() {
                         break;
@@ -227,16 +238,9 @@ impl Actor {
                 };
                 let _ = reply.send(result);
             }
-            Command::Evict(reply) => {
-                if let Some(t) = task.take() {
-                    t.abort();
-                    let _ = t.await;
-                }
-                self.log.settle().await;
-                self.release_sandbox().await;
-                self.set_policy(None);
-                let _ = reply.send(());
-                return Break(());
+            Command::Evict(_, reply) => {
+                // Handled in `main`, which owns the command queue.
+                let _ = reply.send(false);
             }
             Command::TakeOver(reply) => {
                 let _ = reply.send(self.take_over(task).await);
@@ -283,6 +287,29 @@ impl Actor {
             }
         }
         Continue(())
+    }
+
+    /// Whether the session has been idle for `after`: no run, not under
+    /// the person's control, nobody watching, and no command since.
+    fn idle_for(&self, after: std::time::Duration, running: bool) -> bool {
+        let s = self.state.borrow();
+        !running
+            && self.session.status != SessionStatus::Running
+            && !s.user_control
+            && s.last_active.elapsed() >= after
+            && self.log.hub().clients() == 0
+    }
+
+    /// Stops taking commands and gives back the sandbox and the policy
+    /// instance. Commands already queued behind the eviction are dropped
+    /// unanswered (their callers see `Stopped` and open the session
+    /// again, which starts a fresh actor: the queue is closed first).
+    async fn evict(&mut self, rx: &mut mpsc::Receiver<Command>) {
+        rx.close();
+        while rx.try_recv().is_ok() {}
+        self.log.settle().await;
+        self.release_sandbox().await;
+        self.set_policy(None);
     }
 
     async fn user_message(

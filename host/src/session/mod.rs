@@ -128,8 +128,11 @@ pub(crate) enum Command {
     /// Give the sandbox back (another session needs the room); refused
     /// while a run or a person uses it.
     ReleaseSandbox(oneshot::Sender<Result<(), SessionError>>),
-    /// Stop the actor, releasing sandbox and policy instance (idle).
-    Evict(oneshot::Sender<()>),
+    /// Stop the actor, releasing sandbox and policy instance, if it has
+    /// been idle for the duration with nobody watching; replies whether it
+    /// stopped. The actor decides, because only it knows whether a command
+    /// it took since the evictor looked started something.
+    Evict(Duration, oneshot::Sender<bool>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -363,7 +366,14 @@ impl Sessions {
 
     pub async fn delete(&self, user: &str, id: &str) -> Result<(), SessionError> {
         let (_, handle) = self.open(user, id).await?;
-        let result = handle.call(Command::Delete).await;
+        let result = match handle.call(Command::Delete).await {
+            // Evicted between the two: the next actor deletes.
+            Err(SessionError::Stopped) => {
+                let (_, handle) = self.open(user, id).await?;
+                handle.call(Command::Delete).await
+            }
+            result => result,
+        };
         self.live().remove(id);
         result
     }
@@ -411,27 +421,34 @@ impl Sessions {
         })
     }
 
-    async fn evict_idle(&self, after: Duration) {
-        let idle = |h: &SessionHandle| {
-            let s = h.state.borrow();
-            s.status != SessionStatus::Running
-                && !s.user_control
-                && s.last_active.elapsed() >= after
-                && h.log.hub().clients() == 0
-        };
-        let evicted: Vec<SessionHandle> = {
-            let mut live = self.live();
-            let ids: Vec<String> = live
-                .iter()
-                .filter(|(_, h)| idle(h))
-                .map(|(id, _)| id.clone())
-                .collect();
-            ids.iter().filter_map(|id| live.remove(id)).collect()
-        };
-        for h in evicted {
+    /// One eviction pass: every actor idle for `after` with nobody
+    /// connected is asked to stop, and leaves the map only once it agreed.
+    /// A command that reached it meanwhile (a message whose desktop is
+    /// still booting) makes it decline, so a run it started is never cut.
+    pub async fn evict_idle(&self, after: Duration) {
+        let candidates: Vec<(String, SessionHandle)> = self
+            .live()
+            .iter()
+            .filter(|(_, h)| {
+                let s = h.state.borrow();
+                s.status != SessionStatus::Running
+                    && !s.user_control
+                    && s.last_active.elapsed() >= after
+                    && h.log.hub().clients() == 0
+            })
+            .map(|(id, h)| (id.clone(), h.clone()))
+            .collect();
+        for (id, h) in candidates {
             let (tx, rx) = oneshot::channel();
-            if h.tx.send(Command::Evict(tx)).await.is_ok() {
-                let _ = rx.await;
+            let stopped = match h.tx.send(Command::Evict(after, tx)).await {
+                Ok(()) => rx.await.unwrap_or(true),
+                Err(_) => true,
+            };
+            if stopped {
+                let mut live = self.live();
+                if live.get(&id).is_some_and(|cur| cur.tx.same_channel(&h.tx)) {
+                    live.remove(&id);
+                }
             }
         }
     }
