@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use agenthost::event::{EventBody, Source};
 use agenthost::store::{Backend, SessionStatus, Store, StoreError};
 use serde_json::json;
 
@@ -96,7 +97,11 @@ async fn sessions_belong_to_their_user() {
         assert!(store.sessions(&bob, 10, 0).await.unwrap().is_empty());
 
         store
-            .append_event(&s.id, "user_message", "user", &json!({"text": "hi"}))
+            .append_event(
+                &s.id,
+                Source::User,
+                EventBody::parse("user_message", json!({"text": "hi"})),
+            )
             .await
             .unwrap();
         store.delete_session(&alice, &s.id).await.unwrap();
@@ -119,9 +124,8 @@ async fn events_are_numbered_without_gaps_and_replay_after_a_cursor() {
             let e = store
                 .append_event(
                     &s.id,
-                    "tool_call",
-                    "agent",
-                    &json!({"n": i, "text": "ünïcode ✓"}),
+                    Source::Agent,
+                    EventBody::parse("tool_call", json!({"n": i, "text": "ünïcode ✓"})),
                 )
                 .await
                 .unwrap();
@@ -129,14 +133,19 @@ async fn events_are_numbered_without_gaps_and_replay_after_a_cursor() {
         }
         let after2 = store.events_after(&s.id, 2, 100).await.unwrap();
         assert_eq!(after2.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
-        assert_eq!(after2[0].payload, json!({"n": 3, "text": "ünïcode ✓"}));
+        assert_eq!(
+            after2[0].body.payload(),
+            json!({"n": 3, "text": "ünïcode ✓"})
+        );
         assert_eq!(
             store.events_after(&s.id, 0, 2).await.unwrap().len(),
             2,
             "limit holds"
         );
         assert!(store.events_after(&s.id, 5, 100).await.unwrap().is_empty());
-        let missing = store.append_event("ses_nope", "x", "y", &json!({})).await;
+        let missing = store
+            .append_event("ses_nope", Source::Host, EventBody::parse("x", json!({})))
+            .await;
         assert!(matches!(missing, Err(StoreError::NotFound)));
     }
 }
@@ -152,7 +161,11 @@ async fn concurrent_appends_stay_gapless() {
                 tokio::spawn(async move {
                     for i in 0..25 {
                         store
-                            .append_event(&id, "delta", "agent", &json!({"w": w, "i": i}))
+                            .append_event(
+                                &id,
+                                Source::Agent,
+                                EventBody::parse("delta", json!({"w": w, "i": i})),
+                            )
                             .await
                             .unwrap();
                     }
@@ -246,7 +259,11 @@ async fn sqlite_data_survives_a_reopen() {
         let u = user("reopen");
         let s = store.create_session(&u, "t", "p").await.unwrap();
         store
-            .append_event(&s.id, "user_message", "user", &json!({"text": "hello"}))
+            .append_event(
+                &s.id,
+                Source::User,
+                EventBody::parse("user_message", json!({"text": "hello"})),
+            )
             .await
             .unwrap();
         store
@@ -259,7 +276,9 @@ async fn sqlite_data_survives_a_reopen() {
     let store = Store::open(&url).await.unwrap(); // migrations are idempotent
     assert_eq!(store.session(&u, &id).await.unwrap().last_seq, 1);
     assert_eq!(
-        store.events_after(&id, 0, 10).await.unwrap()[0].payload,
+        store.events_after(&id, 0, 10).await.unwrap()[0]
+            .body
+            .payload(),
         json!({"text": "hello"})
     );
     assert!(matches!(

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod capabilities;
 pub mod config;
+pub mod event;
 pub mod llm;
 pub mod plugins;
 pub mod rfb;

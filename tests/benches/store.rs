@@ -7,13 +7,19 @@
 
 use std::time::{Duration, Instant};
 
+use agenthost::event::{EventBody, Source, ToolCall};
 use agenthost::store::Store;
 use serde_json::json;
 
 const EVENTS: usize = 1000;
 
-fn payload(i: usize) -> serde_json::Value {
-    json!({"tool": "computer", "input": {"action": "left_click", "coordinate": [i % 1280, i % 800]}, "text": "clicked the button"})
+fn body(i: usize) -> EventBody {
+    let input = json!({"action": "left_click", "coordinate": [i % 1280, i % 800]});
+    EventBody::ToolCall(ToolCall {
+        id: format!("toolu_{i:08}"),
+        name: "computer".into(),
+        input: input.to_string(),
+    })
 }
 
 async fn store_run(store: &Store) -> (Duration, Duration) {
@@ -24,7 +30,7 @@ async fn store_run(store: &Store) -> (Duration, Duration) {
     let started = Instant::now();
     for i in 0..EVENTS {
         store
-            .append_event(&s.id, "tool_call", "agent", &payload(i))
+            .append_event(&s.id, Source::Agent, body(i))
             .await
             .unwrap();
     }
@@ -39,7 +45,8 @@ async fn store_run(store: &Store) -> (Duration, Duration) {
 fn files_run(dir: &std::path::Path) -> (Duration, Duration) {
     let started = Instant::now();
     for i in 0..EVENTS {
-        let event = json!({"id": i, "kind": "tool_call", "source": "agent", "payload": payload(i)});
+        let event =
+            json!({"id": i, "kind": "tool_call", "source": "agent", "payload": body(i).payload()});
         std::fs::write(
             dir.join(format!("{i}.json")),
             serde_json::to_vec(&event).unwrap(),

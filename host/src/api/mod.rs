@@ -6,6 +6,7 @@ mod auth;
 mod error;
 mod health;
 mod live;
+mod openapi;
 mod plugins;
 mod sessions;
 mod tokens;
@@ -42,8 +43,6 @@ pub struct AppState {
     pub tickets: live::Tickets,
     pub revocations: tokens::Revocations,
 }
-
-const OPENAPI: &str = include_str!("openapi.json");
 
 /// The chat page: static files from the built assets, with a strict
 /// content security policy (everything from this origin, nothing inline).
@@ -88,7 +87,7 @@ pub fn router(state: AppState, max_body_bytes: usize, web_dir: Option<&Path>) ->
         .merge(live::router())
         .merge(tokens::router())
         .route("/me", get(me))
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(not_found);
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -102,10 +101,6 @@ pub fn router(state: AppState, max_body_bytes: usize, web_dir: Option<&Path>) ->
 
 async fn me(user: auth::User) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"user_id": user.id, "admin": user.admin}))
-}
-
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 async fn not_found() -> ApiError {

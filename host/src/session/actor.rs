@@ -9,7 +9,6 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::event::{self, source};
 use super::history;
 use super::hub::Hub;
 use super::llm::SessionLlm;
@@ -19,6 +18,7 @@ use super::run::{self, RunControl, RunEnd, Runner};
 use super::switch::switch_policy;
 use super::{Command, LiveState, SessionError, SessionHandle, Shared};
 use crate::capabilities::{CallContext, ImageStore, LlmBackend};
+use crate::event::{ControlChanged, EventBody, Holder, Source, StoredPart, ToolResult};
 use crate::plugins::PolicyInstance;
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::store::{Session, SessionStatus};
@@ -316,7 +316,7 @@ impl Actor {
         &mut self,
         text: String,
         task: &mut Option<RunTask>,
-    ) -> Result<crate::store::Event, SessionError> {
+    ) -> Result<crate::event::Event, SessionError> {
         let limit = self.shared.agent.max_message_bytes;
         if text.len() > limit {
             return Err(SessionError::TooLarge {
@@ -342,7 +342,7 @@ impl Actor {
         }
         let event = self
             .log
-            .append(event::USER_MESSAGE, source::USER, event::text(&text))
+            .append(Source::User, EventBody::user_message(text.as_str()))
             .await?;
         if self.session.title.is_empty() {
             let title: String = text.trim().chars().take(TITLE_CHARS).collect();
@@ -505,12 +505,14 @@ impl Actor {
             }
         };
         for (id, name) in history::unanswered_calls(&events) {
-            let payload = event::tool_result(&id, &name, vec![event::text_part(why)], true, 0);
-            if let Err(e) = self
-                .log
-                .append(event::TOOL_RESULT, source::HOST, payload)
-                .await
-            {
+            let result = EventBody::ToolResult(ToolResult {
+                tool_use_id: id,
+                name,
+                content: vec![StoredPart::text(why)],
+                is_error: true,
+                duration_ms: 0,
+            });
+            if let Err(e) = self.log.append(Source::Host, result).await {
                 tracing::error!(session = %self.session.id, error = %e, "cannot close tool call");
             }
         }
@@ -586,10 +588,13 @@ impl Actor {
 
     async fn set_control(&mut self, user: bool) {
         self.state.send_modify(|s| s.user_control = user);
-        let payload = serde_json::json!({"holder": if user { "user" } else { "agent" }});
+        let holder = if user { Holder::User } else { Holder::Agent };
         if let Err(e) = self
             .log
-            .append(event::CONTROL_CHANGED, source::USER, payload)
+            .append(
+                Source::User,
+                EventBody::ControlChanged(ControlChanged { holder }),
+            )
             .await
         {
             tracing::error!(session = %self.session.id, error = %e, "cannot record control change");
@@ -662,7 +667,7 @@ impl Actor {
     async fn event_error(&self, code: &str, message: &str) {
         if let Err(e) = self
             .log
-            .append(event::ERROR, source::HOST, event::error(code, message))
+            .append(Source::Host, EventBody::error(code, message))
             .await
         {
             tracing::error!(session = %self.session.id, error = %e, "cannot record error event");
@@ -684,11 +689,7 @@ impl Actor {
         self.state.send_modify(|s| s.status = status);
         if let Err(e) = self
             .log
-            .append(
-                event::STATE_CHANGED,
-                source::HOST,
-                event::state_changed(status, reason),
-            )
+            .append(Source::Host, EventBody::state_changed(status, reason))
             .await
         {
             tracing::error!(session = %self.session.id, error = %e, "cannot record status");

@@ -7,11 +7,9 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
 use tokio::sync::broadcast;
 
-use super::event;
-use crate::store::Event;
+use crate::event::{self, Event};
 
 /// Frames a client may be behind before it must resync from the store.
 const RING: usize = 1024;
@@ -58,13 +56,9 @@ impl Hub {
         if self.tx.receiver_count() == 0 {
             return;
         }
-        let json = json!({
-            "kind": event::ASSISTANT_DELTA, "session_id": session_id,
-            "source": event::source::AGENT, "payload": {"text": text},
-        });
         let _ = self.tx.send(Arc::new(Frame {
             seq: None,
-            json: json.to_string().into(),
+            json: event::delta_frame(session_id, text).into(),
         }));
     }
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::event;
 use super::log::EventLog;
 use crate::capabilities::{ImageStore, LlmBackend};
+use crate::event::{EventBody, Source, Usage};
 use crate::llm::{DeltaSink, ImageSource, Providers};
 use crate::plugins::bindings::current::llm::{Request, Response};
 use crate::plugins::bindings::current::types::HostError;
@@ -102,13 +102,16 @@ impl LlmBackend for SessionLlm {
             )
             .await
             .map_err(|e| HostError::Failed(e.to_string()))?;
-        let payload = serde_json::json!({
-            "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
-            "cache_read_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens,
-            "total_input_tokens": totals.0, "total_output_tokens": totals.1,
+        let usage = EventBody::Usage(Usage {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cache_read_tokens: u.cache_read_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            total_input_tokens: totals.0,
+            total_output_tokens: totals.1,
         });
         self.log
-            .append(event::USAGE, event::source::HOST, payload)
+            .append(Source::Host, usage)
             .await
             .map_err(|e| HostError::Failed(e.to_string()))?;
         Ok(response)

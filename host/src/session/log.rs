@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::hub::Hub;
-use crate::store::{Event, Store, StoreError};
+use crate::event::{Event, EventBody, Source};
+use crate::store::{Store, StoreError};
 
 #[derive(Clone)]
 pub struct EventLog {
@@ -42,22 +42,15 @@ impl EventLog {
         &self.session_id
     }
 
-    pub async fn append(
-        &self,
-        kind: &str,
-        source: &str,
-        payload: Value,
-    ) -> Result<Event, StoreError> {
+    pub async fn append(&self, source: Source, body: EventBody) -> Result<Event, StoreError> {
         let this = self.clone();
-        let kind = kind.to_string();
-        let source = source.to_string();
         // Cancelled while waiting for the turn: nothing was appended.
         let turn = self.order.clone().lock_owned().await;
         let task = tokio::spawn(async move {
             let _turn = turn;
             let event = this
                 .store
-                .append_event(&this.session_id, &kind, &source, &payload)
+                .append_event(&this.session_id, source, body)
                 .await?;
             this.hub.publish(&event);
             Ok(event)

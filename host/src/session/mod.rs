@@ -7,7 +7,6 @@
 //! running comes back paused with its history intact.
 
 mod actor;
-pub mod event;
 mod history;
 mod hub;
 mod llm;
@@ -27,10 +26,11 @@ pub use log::EventLog;
 pub use quota::{Permit, Quotas};
 
 use crate::config::AgentConfig;
+use crate::event::Event;
 use crate::llm::Providers;
 use crate::plugins::{PluginError, Registry};
 use crate::sandbox::WarmPool;
-use crate::store::{Event, Session, SessionStatus, Store, StoreError};
+use crate::store::{Session, SessionStatus, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {

@@ -14,18 +14,18 @@ use std::time::Instant;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::event::{self, source};
 use super::history;
 use super::log::EventLog;
 use super::switch::switch_policy;
 use super::{LiveState, Shared};
 use crate::capabilities::CallContext;
+use crate::event::{Event, EventBody, Source, StoredPart, ToolCall, ToolResult};
 use crate::plugins::bindings::current::policy::{Act, Context, Decision, PolicyError};
 use crate::plugins::bindings::current::tool::ToolError;
 use crate::plugins::bindings::current::types::HostError;
 use crate::plugins::bindings::current::types::{ContentPart, ToolSpec, ToolUse};
 use crate::plugins::{PluginError, PolicyInstance};
-use crate::store::{Event, StoreError};
+use crate::store::StoreError;
 
 /// Requests from the actor to a run in progress.
 #[derive(Default)]
@@ -176,23 +176,17 @@ impl Runner {
                 Decision::Act(Act { text, calls: uses }) => {
                     if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
                         events.push(
-                            self.append(
-                                event::ASSISTANT_MESSAGE,
-                                source::AGENT,
-                                event::text(&text),
-                            )
-                            .await?,
+                            self.append(Source::Agent, EventBody::assistant_message(text))
+                                .await?,
                         );
                     }
                     for u in &uses {
-                        events.push(
-                            self.append(
-                                event::TOOL_CALL,
-                                source::AGENT,
-                                event::tool_call(&u.id, &u.name, &u.input),
-                            )
-                            .await?,
-                        );
+                        let call = EventBody::ToolCall(ToolCall {
+                            id: u.id.clone(),
+                            name: u.name.clone(),
+                            input: u.input.clone(),
+                        });
+                        events.push(self.append(Source::Agent, call).await?);
                     }
                     for u in uses {
                         let result = self.invoke(u).await?;
@@ -203,14 +197,14 @@ impl Runner {
                 Decision::Reply(text) => text,
                 Decision::Finish(text) => {
                     if !text.trim().is_empty() {
-                        self.append(event::ASSISTANT_MESSAGE, source::AGENT, event::text(&text))
+                        self.append(Source::Agent, EventBody::assistant_message(text))
                             .await?;
                     }
                     return Ok(RunEnd::Finished);
                 }
             };
             events.push(
-                self.append(event::ASSISTANT_MESSAGE, source::AGENT, event::text(&reply))
+                self.append(Source::Agent, EventBody::assistant_message(reply))
                     .await?,
             );
             // A message that arrived during the step is answered in this run
@@ -226,18 +220,20 @@ impl Runner {
     async fn catch_up(&self, events: &mut Vec<Event>) -> Result<bool, StoreError> {
         let last = events.last().map_or(0, |e| e.seq);
         let new = self.log.after(last).await?;
-        let user = new.iter().any(|e| e.kind == event::USER_MESSAGE);
+        let user = new
+            .iter()
+            .any(|e| matches!(e.body, EventBody::UserMessage(_)));
         events.extend(new);
         Ok(user)
     }
 
-    async fn append(&self, kind: &str, source: &str, payload: Value) -> Result<Event, StoreError> {
-        self.log.append(kind, source, payload).await
+    async fn append(&self, source: Source, body: EventBody) -> Result<Event, StoreError> {
+        self.log.append(source, body).await
     }
 
     async fn error(&self, code: &str, message: &str) {
         if let Err(e) = self
-            .append(event::ERROR, source::HOST, event::error(code, message))
+            .append(Source::Host, EventBody::error(code, message))
             .await
         {
             tracing::error!(session = %self.session_id, error = %e, "cannot record error event");
@@ -297,41 +293,39 @@ impl Runner {
         let (content, is_error) = match outcome {
             Ok(Ok(output)) => (self.persist(output.content).await?, false),
             Ok(Err(ToolError::InvalidInput(m))) => {
-                (vec![event::text_part(&format!("invalid input: {m}"))], true)
+                (vec![StoredPart::text(format!("invalid input: {m}"))], true)
             }
-            Ok(Err(ToolError::Failed(m))) => (vec![event::text_part(&m)], true),
+            Ok(Err(ToolError::Failed(m))) => (vec![StoredPart::text(m)], true),
             Err(PluginError::UnknownTool(name)) => (
-                vec![event::text_part(&format!(
-                    "there is no tool named `{name}`"
-                ))],
+                vec![StoredPart::text(format!("there is no tool named `{name}`"))],
                 true,
             ),
             Err(e) => {
                 self.error(crash_code(&e), &format!("tool `{}`: {e}", call.name))
                     .await;
                 (
-                    vec![event::text_part(&format!("the tool failed: {e}"))],
+                    vec![StoredPart::text(format!("the tool failed: {e}"))],
                     true,
                 )
             }
         };
-        let payload = event::tool_result(
-            &call.id,
-            &call.name,
+        let result = EventBody::ToolResult(ToolResult {
+            tool_use_id: call.id,
+            name: call.name,
             content,
             is_error,
-            started.elapsed().as_millis() as u64,
-        );
-        self.append(event::TOOL_RESULT, source::TOOL, payload).await
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        self.append(Source::Tool, result).await
     }
 
     /// Tool output as stored: images go to the content-addressed store and
     /// are referenced by hash.
-    async fn persist(&self, parts: Vec<ContentPart>) -> Result<Vec<Value>, StoreError> {
+    async fn persist(&self, parts: Vec<ContentPart>) -> Result<Vec<StoredPart>, StoreError> {
         let mut out = Vec::with_capacity(parts.len());
         for part in parts {
             out.push(match part {
-                ContentPart::Text(t) => event::text_part(&t),
+                ContentPart::Text(t) => StoredPart::Text { text: t },
                 ContentPart::Image(img) => match self.tool_ctx.images.get(&img.handle) {
                     Some(stored) => {
                         let sha = self
@@ -345,10 +339,15 @@ impl Runner {
                                 stored.height,
                             )
                             .await?;
-                        event::image_part(&sha, stored.width, stored.height, stored.media_type)
+                        StoredPart::Image {
+                            sha256: sha,
+                            width: stored.width,
+                            height: stored.height,
+                            media_type: stored.media_type.to_string(),
+                        }
                     }
                     None => {
-                        event::text_part("[the tool returned an image that is no longer available]")
+                        StoredPart::text("[the tool returned an image that is no longer available]")
                     }
                 },
             });

@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
-use super::event::{self, source};
 use super::log::EventLog;
 use super::Shared;
+use crate::event::{EventBody, PolicySwitched, Source};
 use crate::plugins::LoadedPlugin;
 
 /// Records the switch from `from` to `to`; the error is the message for
@@ -37,9 +37,12 @@ pub async fn switch_policy(
         .await
         .map_err(|e| e.to_string())?;
     log.append(
-        event::POLICY_SWITCHED,
-        source::USER,
-        serde_json::json!({"from": from, "to": to, "version": plugin.manifest.version}),
+        Source::User,
+        EventBody::PolicySwitched(PolicySwitched {
+            from: from.to_string(),
+            to: to.to_string(),
+            version: plugin.manifest.version.to_string(),
+        }),
     )
     .await
     .map_err(|e| e.to_string())?;

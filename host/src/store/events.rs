@@ -1,32 +1,19 @@
 //! The event log: the stored history of a session, appended with gapless
 //! per-session sequence numbers and replayed after a cursor.
 
-use serde::Serialize;
 use sqlx::Row;
 
 use super::sessions::new_id;
 use super::{now_ms, Store, StoreError};
-
-/// The event envelope, as stored and as sent to clients.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Event {
-    pub id: String,
-    pub seq: i64,
-    pub session_id: String,
-    pub kind: String,
-    pub source: String,
-    pub ts: i64,
-    pub payload: serde_json::Value,
-}
+use crate::event::{Event, EventBody, Source};
 
 impl Store {
     /// Appends an event and returns it with its sequence number.
     pub async fn append_event(
         &self,
         session_id: &str,
-        kind: &str,
-        source: &str,
-        payload: &serde_json::Value,
+        source: Source,
+        body: EventBody,
     ) -> Result<Event, StoreError> {
         let ts = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -39,23 +26,23 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         let seq: i64 = row.try_get("last_seq")?;
+        let payload = body.payload().to_string();
         let event = Event {
             id: new_id("evt"),
             seq,
             session_id: session_id.to_string(),
-            kind: kind.to_string(),
-            source: source.to_string(),
+            source,
             ts,
-            payload: payload.clone(),
+            body,
         };
         sqlx::query("INSERT INTO events (session_id, seq, id, kind, source, ts, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&event.session_id)
             .bind(seq)
             .bind(&event.id)
-            .bind(&event.kind)
-            .bind(&event.source)
+            .bind(event.kind())
+            .bind(source.as_str())
             .bind(ts)
-            .bind(payload.to_string())
+            .bind(payload)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -81,15 +68,19 @@ impl Store {
         rows.iter()
             .map(|row| {
                 let payload: String = row.try_get("payload")?;
+                let payload = serde_json::from_str(&payload)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let kind: String = row.try_get("kind")?;
+                let source: String = row.try_get("source")?;
                 Ok(Event {
                     id: row.try_get("id")?,
                     seq: row.try_get("seq")?,
                     session_id: row.try_get("session_id")?,
-                    kind: row.try_get("kind")?,
-                    source: row.try_get("source")?,
+                    source: Source::parse(&source).ok_or_else(|| {
+                        StoreError::Corrupt(format!("an event's source is `{source}`"))
+                    })?,
                     ts: row.try_get("ts")?,
-                    payload: serde_json::from_str(&payload)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    body: EventBody::parse(&kind, payload),
                 })
             })
             .collect()

@@ -19,8 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::AnyPool;
 
+pub use crate::event::Event;
 pub use error::StoreError;
-pub use events::Event;
 pub use images::StoredImage;
 pub use sessions::{Session, SessionStatus};
 pub use tokens::{TokenInfo, TokenUser, TOKEN_ID_LEN};
