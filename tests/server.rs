@@ -841,3 +841,30 @@ async fn a_policy_built_against_wit_0_1_0_runs_a_session() {
     assert_eq!(reply_to(&mut ws, "recall").await, "state: gamma");
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_response_carries_a_request_id_the_client_may_choose() {
+    let host = TestHost::start(Db::Sqlite).await;
+    let token = host.token("reqid").await;
+    let request_id = |path: &str, chosen: Option<&'static str>| {
+        let mut req = host.http.get(host.url(path)).bearer_auth(&token);
+        if let Some(id) = chosen {
+            req = req.header("x-request-id", id);
+        }
+        async move {
+            let response = req.send().await.unwrap();
+            let id = response.headers()["x-request-id"].to_str().unwrap();
+            (response.status().as_u16(), id.to_string())
+        }
+    };
+    assert_eq!(
+        request_id("/api/v1/me", Some("trace-me-42")).await,
+        (200, "trace-me-42".to_string())
+    );
+    let (status, id) = request_id("/api/v1/sessions/ses_nope", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let (_, doc) = host.call("GET", "/api/v1/openapi.json", &token, None).await;
+    assert!(doc["components"]["schemas"]["Event"]["oneOf"].is_array());
+    host.stop().await;
+}

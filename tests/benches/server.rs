@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agenthost::api::Server;
+use agenthost::server::Server;
 use agenthost_tests::server::{install_plugins, Db, TestHost, Ws};
 use futures_util::StreamExt;
 use serde_json::{json, Value};

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agenthost::api::Server;
 use agenthost::config::ServeConfig;
 use agenthost::plugins::{Capability, Registry, Runtime, RuntimeConfig};
+use agenthost::server::Server;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -1,5 +1,12 @@
 //! API errors: an HTTP status and a JSON body with a stable machine code and
 //! a message for people, `{"error": {"code": "...", "message": "..."}}`.
+//!
+//! An internal error's detail (a store or engine failure) never reaches the
+//! client: it rides on the response to [`log_internal_errors`], which logs
+//! it inside the request's span, so the log line carries the request id the
+//! client was given in `x-request-id`.
+
+use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::FromRequest;
@@ -18,6 +25,20 @@ pub struct ApiError {
     pub message: String,
     /// Seconds after which trying again may work (`Retry-After`).
     pub retry_after: Option<u64>,
+    /// What failed inside, for the server log only.
+    detail: Option<String>,
+}
+
+/// An internal error's detail on its way from the handler to the log.
+#[derive(Clone)]
+struct InternalDetail(Arc<str>);
+
+/// Middleware: logs the detail of an internal error, in the request's span.
+pub async fn log_internal_errors(mut response: Response) -> Response {
+    if let Some(InternalDetail(detail)) = response.extensions_mut().remove() {
+        tracing::error!(error = %detail, status = %response.status(), "internal error");
+    }
+    response
 }
 
 impl ApiError {
@@ -27,6 +48,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            detail: None,
         }
     }
 
@@ -50,14 +72,23 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
-    fn internal(message: String) -> Self {
-        // The detail goes to the log; the client gets a reference to it.
-        tracing::error!(error = %message, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; the server log has the details",
-        )
+    fn internal(detail: String) -> Self {
+        Self {
+            detail: Some(detail),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; the server log has the details under this response's x-request-id",
+            )
+        }
+    }
+
+    /// Logs an internal error's detail where the error does not become an
+    /// HTTP response (a WebSocket error frame).
+    pub fn log_detail(&self) {
+        if let Some(detail) = &self.detail {
+            tracing::error!(error = %detail, code = self.code, "internal error");
+        }
     }
 
     pub fn body(&self) -> serde_json::Value {
@@ -68,6 +99,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(detail) = self.detail {
+            response
+                .extensions_mut()
+                .insert(InternalDetail(detail.into()));
+        }
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -191,3 +227,66 @@ pub struct Query<T>(pub T);
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_errors_map_to_statuses_and_stable_codes() {
+        let cases = [
+            (SessionError::NotFound, 404, "not_found"),
+            (SessionError::Finished, 409, "session_finished"),
+            (SessionError::InvalidState("x".into()), 409, "invalid_state"),
+            (
+                SessionError::UnknownPolicy("p".into()),
+                422,
+                "unknown_policy",
+            ),
+            (SessionError::NotAPolicy("p".into()), 422, "not_a_policy"),
+            (
+                SessionError::TooLarge { size: 2, limit: 1 },
+                413,
+                "message_too_large",
+            ),
+            (SessionError::EmptyMessage, 400, "empty_message"),
+            (SessionError::NoSandbox("x".into()), 503, "no_sandbox"),
+            (SessionError::Stopped, 503, "session_stopped"),
+            (SessionError::Busy(4), 429, "sandboxes_busy"),
+            (SessionError::ShuttingDown, 503, "shutting_down"),
+            (SessionError::Store(StoreError::NotFound), 404, "not_found"),
+        ];
+        for (error, status, code) in cases {
+            let e = ApiError::from(error);
+            assert_eq!((e.status.as_u16(), e.code), (status, code), "{}", e.message);
+        }
+        let quota = ApiError::from(SessionError::Quota {
+            code: "quota_running",
+            message: "one at a time".into(),
+            retry_after: Some(5),
+        });
+        let response = quota.into_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()["retry-after"], "5");
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_keeps_its_detail_off_the_wire_and_hands_it_to_the_log() {
+        let e = ApiError::from(StoreError::Corrupt("row 7 of events: bad json".into()));
+        assert_eq!((e.status.as_u16(), e.code), (500, "internal"));
+        assert!(!e.message.contains("row 7"), "{}", e.message);
+        let response = e.into_response();
+        assert!(response.extensions().get::<InternalDetail>().is_some());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("row 7"));
+        let logged =
+            log_internal_errors(ApiError::from(StoreError::Corrupt("x".into())).into_response())
+                .await;
+        assert!(
+            logged.extensions().get::<InternalDetail>().is_none(),
+            "the middleware takes the detail"
+        );
+    }
+}

@@ -1,6 +1,6 @@
-//! The HTTP server: REST under `/api/v1`, the session WebSocket, health
-//! checks and the OpenAPI document, plus the server's lifecycle (start,
-//! recover sessions, graceful stop).
+//! The HTTP API: REST under `/api/v1`, the session WebSocket, the live
+//! desktop, health checks, the OpenAPI document and the chat page, as one
+//! router over [`AppState`]. Starting and stopping it is [`crate::server`].
 
 mod auth;
 mod error;
@@ -12,26 +12,22 @@ mod sessions;
 mod tokens;
 mod ws;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
-use crate::config::ServeConfig;
-use crate::llm::Providers;
-use crate::plugins::{Registry, Runtime, RuntimeConfig};
-use crate::sandbox::{Docker, WarmPool};
-use crate::session::{Sessions, Shared};
+use crate::plugins::Registry;
+use crate::sandbox::WarmPool;
+use crate::session::Sessions;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -40,9 +36,12 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub sessions: Arc<Sessions>,
     pub pool: Option<Arc<WarmPool>>,
-    pub tickets: live::Tickets,
-    pub revocations: tokens::Revocations,
+    pub tickets: Tickets,
+    pub revocations: Revocations,
 }
+
+pub use live::Tickets;
+pub use tokens::Revocations;
 
 /// The chat page: static files from the built assets, with a strict
 /// content security policy (everything from this origin, nothing inline).
@@ -96,7 +95,29 @@ pub fn router(state: AppState, max_body_bytes: usize, web_dir: Option<&Path>) ->
         .merge(web(web_dir))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::map_response(error::log_internal_errors))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// A span per request carrying its id: the client's `x-request-id` if it
+/// sent one, else a new UUID (set by the layer outside this one), returned
+/// on the response either way. The span records the path only: a query may
+/// hold a live-view ticket.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %id,
+    )
 }
 
 async fn me(user: auth::User) -> axum::Json<serde_json::Value> {
@@ -113,160 +134,4 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this endpoint does not take that method",
     )
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    Plugins(#[from] crate::plugins::PluginError),
-    #[error(transparent)]
-    Llm(#[from] crate::llm::LlmError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-}
-
-/// A running server.
-pub struct Server {
-    pub addr: SocketAddr,
-    state: AppState,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-    evictor: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    /// Opens the store and the plugin registry, connects to Docker (the
-    /// server still starts without it, and `/readyz` says why it is not
-    /// ready), brings back sessions left running, and starts listening.
-    pub async fn start(config: ServeConfig, data_dir: &Path) -> Result<Self, ServeError> {
-        std::fs::create_dir_all(data_dir).map_err(crate::plugins::PluginError::from)?;
-        let store = Store::open(&config.database_url(data_dir)).await?;
-        let runtime = Arc::new(Runtime::new(RuntimeConfig {
-            limits: config.limits,
-            cache_dir: Some(data_dir.join("cache")),
-            allow_unreleased_wit: config.plugins.allow_unreleased_wit,
-        })?);
-        let registry = Arc::new(Registry::open(runtime, data_dir).await?);
-        let pool = match Docker::connect(config.sandbox.sandbox_config()).await {
-            Ok(docker) => match WarmPool::start(docker, config.sandbox.pool_config()).await {
-                Ok(pool) => Some(Arc::new(pool)),
-                Err(e) => {
-                    tracing::error!(error = %e, "sandbox pool failed to start; sessions get no desktop");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "Docker is unreachable; sessions get no desktop");
-                None
-            }
-        };
-        let providers = Providers::from_config(&config.llm)?;
-        let policy_config = config
-            .policies
-            .iter()
-            .map(|(name, table)| {
-                (
-                    name.clone(),
-                    serde_json::to_value(table).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let sessions = Arc::new(Sessions::new(Shared {
-            store: store.clone(),
-            registry: registry.clone(),
-            pool: pool.clone(),
-            providers,
-            agent: config.agent.clone(),
-            policy_config,
-            default_policy: config.default_policy.clone(),
-            quotas: crate::session::Quotas::new(config.user_caps()),
-        }));
-        let evictor = config
-            .agent
-            .evict_after()
-            .map(|after| sessions.start_evictor(after));
-        let recovered = sessions.recover().await?;
-        if recovered > 0 {
-            tracing::info!(
-                recovered,
-                "sessions left running by the previous host are paused"
-            );
-        }
-        let state = AppState {
-            store,
-            registry,
-            sessions,
-            pool,
-            tickets: live::Tickets::default(),
-            revocations: tokens::Revocations::default(),
-        };
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-        let web_dir = config.web_dir();
-        if web_dir.is_none() {
-            tracing::warn!("the chat page is not built (web/dist); serving the API only");
-        }
-        let app = router(state.clone(), config.max_body_bytes, web_dir.as_deref());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "server stopped with an error");
-            }
-        });
-        tracing::info!(%addr, "listening");
-        Ok(Self {
-            addr,
-            state,
-            stop: Some(stop),
-            task,
-            evictor,
-        })
-    }
-
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
-    /// Graceful stop: the listener stops taking connections first (so no
-    /// new work arrives), then session actors stop (their in-flight event
-    /// writes complete, WebSockets are told and closed, and no actor
-    /// starts after this), then open requests drain, then sandboxes are
-    /// destroyed (every container of this host's owner, so a stop under
-    /// load leaves none) and the store closes.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(evictor) = self.evictor.take() {
-            evictor.abort();
-        }
-        self.state.sessions.shutdown().await;
-        if tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("connections still open after 10 s; closing them");
-            self.task.abort();
-        }
-        if let Some(pool) = &self.state.pool {
-            pool.drain().await;
-        }
-        self.state.store.close().await;
-    }
 }

@@ -96,6 +96,7 @@ pub async fn upgrade(
                 }
                 Err(e) => {
                     let e = ApiError::from(e);
+                    e.log_detail();
                     let _ = send_error(&mut sink, e.code, &e.message).await;
                 }
             }
@@ -318,6 +319,7 @@ async fn client_message(handle: &SessionHandle, sink: &mut Sink, text: &str) -> 
         Ok(()) => Ok(()),
         Err(e) => {
             let e = ApiError::from(e);
+            e.log_detail();
             send_error(sink, e.code, &e.message).await
         }
     }

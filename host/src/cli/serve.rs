@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 
-use agenthost::api::Server;
 use agenthost::config::{Overrides, ServeConfig};
+use agenthost::server::Server;
 use agenthost::store::Store;
 
 /// Where the configuration comes from: a file, then environment and flags.

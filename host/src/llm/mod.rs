@@ -174,3 +174,70 @@ impl Providers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A provider that is only ever routed to, never called.
+    struct Named;
+
+    #[async_trait]
+    impl Provider for Named {
+        async fn complete(
+            &self,
+            _: &Request,
+            _: Option<&str>,
+            _: &dyn ImageSource,
+            _: &dyn DeltaSink,
+        ) -> Result<Response, LlmError> {
+            Err(LlmError::NotConfigured("test double".into()))
+        }
+    }
+
+    fn providers(
+        anthropic: bool,
+        openai: bool,
+    ) -> (Providers, Arc<dyn Provider>, Arc<dyn Provider>) {
+        let (a, o): (Arc<dyn Provider>, Arc<dyn Provider>) = (Arc::new(Named), Arc::new(Named));
+        let p = Providers {
+            anthropic: anthropic.then(|| a.clone()),
+            openai: openai.then(|| o.clone()),
+        };
+        (p, a, o)
+    }
+
+    #[test]
+    fn models_route_by_prefix_then_by_family() {
+        let (p, a, o) = providers(true, true);
+        type Case<'a> = (Option<&'a str>, &'a Arc<dyn Provider>, Option<&'a str>);
+        let cases: [Case; 7] = [
+            (None, &a, None),
+            (Some("anthropic"), &a, None),
+            (Some("anthropic/claude-opus-4"), &a, Some("claude-opus-4")),
+            (Some("claude-sonnet-4-5"), &a, Some("claude-sonnet-4-5")),
+            (Some("openai"), &o, None),
+            (Some("openai/gpt-5"), &o, Some("gpt-5")),
+            (Some("llama3"), &o, Some("llama3")),
+        ];
+        for (model, want, name) in cases {
+            let (got, sent) = p.route(model).unwrap();
+            assert!(Arc::ptr_eq(&got, want), "{model:?}");
+            assert_eq!(sent, name, "{model:?}");
+        }
+        // A prefix is a whole word: `anthropics/x` is a bare model name.
+        let (got, sent) = p.route(Some("anthropics/x")).unwrap();
+        assert!(Arc::ptr_eq(&got, &o));
+        assert_eq!(sent, Some("anthropics/x"));
+    }
+
+    #[test]
+    fn a_missing_provider_is_named_in_the_error() {
+        let (only_openai, _, o) = providers(false, true);
+        assert!(Arc::ptr_eq(&only_openai.route(None).unwrap().0, &o));
+        let err = only_openai.route(Some("claude-x")).err().unwrap();
+        assert!(matches!(err, LlmError::NotConfigured(m) if m == "claude-x"));
+        let (none, _, _) = providers(false, false);
+        assert!(matches!(none.route(None), Err(LlmError::NotConfigured(_))));
+    }
+}

@@ -331,3 +331,39 @@ fn validate_specs(plugin: &str, specs: &[ToolSpec]) -> Result<(), PluginError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, schema: &str) -> ToolSpec {
+        ToolSpec {
+            name: name.into(),
+            description: "d".into(),
+            input_schema: schema.into(),
+        }
+    }
+
+    fn reason(specs: &[ToolSpec]) -> String {
+        match validate_specs("p", specs) {
+            Err(PluginError::BadDescription { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tool_specs_need_names_providers_accept_and_object_schemas() {
+        assert!(validate_specs("p", &[spec("bash", "{}"), spec("str_replace-2", "{}")]).is_ok());
+        assert!(reason(&[]).contains("no tools"));
+        for bad in ["", "has space", "dot.ted", &"x".repeat(65)] {
+            assert!(reason(&[spec(bad, "{}")]).contains("must match"), "{bad:?}");
+        }
+        assert!(reason(&[spec("a", "{}"), spec("a", "{}")]).contains("twice"));
+        for schema in ["", "[]", "\"object\"", "{nope"] {
+            assert!(
+                reason(&[spec("a", schema)]).contains("not a JSON object"),
+                "{schema:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The server's lifecycle: open the store and the plugin registry, start
+//! the sandbox pool and the session actors, bring back sessions a previous
+//! host left running, serve the API, and stop gracefully.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api::{router, AppState, Revocations, Tickets};
+use crate::config::ServeConfig;
+use crate::llm::Providers;
+use crate::plugins::{Registry, Runtime, RuntimeConfig};
+use crate::sandbox::{Docker, WarmPool};
+use crate::session::{Sessions, Shared};
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Plugins(#[from] crate::plugins::PluginError),
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    evictor: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the store and the plugin registry, connects to Docker (the
+    /// server still starts without it, and `/readyz` says why it is not
+    /// ready), brings back sessions left running, and starts listening.
+    pub async fn start(config: ServeConfig, data_dir: &Path) -> Result<Self, ServeError> {
+        std::fs::create_dir_all(data_dir).map_err(crate::plugins::PluginError::from)?;
+        let store = Store::open(&config.database_url(data_dir)).await?;
+        let runtime = Arc::new(Runtime::new(RuntimeConfig {
+            limits: config.limits,
+            cache_dir: Some(data_dir.join("cache")),
+            allow_unreleased_wit: config.plugins.allow_unreleased_wit,
+        })?);
+        let registry = Arc::new(Registry::open(runtime, data_dir).await?);
+        let pool = match Docker::connect(config.sandbox.sandbox_config()).await {
+            Ok(docker) => match WarmPool::start(docker, config.sandbox.pool_config()).await {
+                Ok(pool) => Some(Arc::new(pool)),
+                Err(e) => {
+                    tracing::error!(error = %e, "sandbox pool failed to start; sessions get no desktop");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "Docker is unreachable; sessions get no desktop");
+                None
+            }
+        };
+        let providers = Providers::from_config(&config.llm)?;
+        let policy_config = config
+            .policies
+            .iter()
+            .map(|(name, table)| {
+                (
+                    name.clone(),
+                    serde_json::to_value(table).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let sessions = Arc::new(Sessions::new(Shared {
+            store: store.clone(),
+            registry: registry.clone(),
+            pool: pool.clone(),
+            providers,
+            agent: config.agent.clone(),
+            policy_config,
+            default_policy: config.default_policy.clone(),
+            quotas: crate::session::Quotas::new(config.user_caps()),
+        }));
+        let evictor = config
+            .agent
+            .evict_after()
+            .map(|after| sessions.start_evictor(after));
+        let recovered = sessions.recover().await?;
+        if recovered > 0 {
+            tracing::info!(
+                recovered,
+                "sessions left running by the previous host are paused"
+            );
+        }
+        let state = AppState {
+            store,
+            registry,
+            sessions,
+            pool,
+            tickets: Tickets::default(),
+            revocations: Revocations::default(),
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let web_dir = config.web_dir();
+        if web_dir.is_none() {
+            tracing::warn!("the chat page is not built (web/dist); serving the API only");
+        }
+        let app = router(state.clone(), config.max_body_bytes, web_dir.as_deref());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "server stopped with an error");
+            }
+        });
+        tracing::info!(%addr, "listening");
+        Ok(Self {
+            addr,
+            state,
+            stop: Some(stop),
+            task,
+            evictor,
+        })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Graceful stop: the listener stops taking connections first (so no
+    /// new work arrives), then session actors stop (their in-flight event
+    /// writes complete, WebSockets are told and closed, and no actor
+    /// starts after this), then open requests drain, then sandboxes are
+    /// destroyed (every container of this host's owner, so a stop under
+    /// load leaves none) and the store closes.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(evictor) = self.evictor.take() {
+            evictor.abort();
+        }
+        self.state.sessions.shutdown().await;
+        if tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after 10 s; closing them");
+            self.task.abort();
+        }
+        if let Some(pool) = &self.state.pool {
+            pool.drain().await;
+        }
+        self.state.store.close().await;
+    }
+}
