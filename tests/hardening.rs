@@ -680,15 +680,7 @@ async fn revoked_and_expired_tokens_close_their_sockets_and_readyz_keeps_details
     assert_eq!(closing.last().unwrap()["payload"]["code"], "token_expired");
 
     // /readyz: the verdict for anyone, the details for operators.
-    let anon: Value = host
-        .http
-        .get(host.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let anon: Value = host.get_json("/readyz").await;
     assert_eq!(anon.as_object().unwrap().len(), 1, "{anon}");
     let (_, detailed) = host.call("GET", "/readyz", &admin, None).await;
     assert!(detailed["store"]["ok"].is_boolean(), "{detailed}");

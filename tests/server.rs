@@ -664,15 +664,7 @@ async fn operators_manage_plugins_and_grants_take_effect() {
     assert_eq!(status, 404);
 
     // The API describes itself.
-    let doc: Value = host
-        .http
-        .get(host.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = host.get_json("/api/v1/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
     for path in [
         "/api/v1/sessions",

@@ -165,6 +165,18 @@ impl TestHost {
             .unwrap()
     }
 
+    /// An unauthenticated GET; returns the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A request with a bearer token; returns the status and JSON body.
     pub async fn call(
         &self,
