@@ -10,8 +10,8 @@ use agenthost::plugins::bindings::current::tool::ToolError;
 use agenthost::plugins::bindings::current::types::ContentPart;
 use agenthost::plugins::bindings::current::types::ToolUse;
 use agenthost::plugins::{
-    CacheOutcome, Capability, EffectiveGrants, Limits, Manifest, PluginError, PluginKind, Registry,
-    Runtime, RuntimeConfig,
+    CacheOutcome, Capability, EffectiveGrants, InvokeError, Limits, LoadError, Manifest,
+    PluginError, PluginKind, Registry, RegistryError, Runtime, RuntimeConfig,
 };
 use agenthost_tests::{
     component, load, requested_grants, runtime, runtime_with, FakeSandbox, FakeShell,
@@ -173,20 +173,29 @@ async fn expect_load_error(bytes: Vec<u8>) -> PluginError {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_files_are_rejected_with_a_clear_error() {
     let e = expect_load_error(b"#!/bin/sh\necho not wasm\n".to_vec()).await;
-    assert!(matches!(e, PluginError::NotWasm(_)), "{e}");
+    assert!(matches!(e, PluginError::Load(LoadError::NotWasm(_))), "{e}");
 
     let core = wat::parse_str("(module (func (export \"f\")))").unwrap();
     let e = expect_load_error(core).await;
-    assert!(matches!(e, PluginError::CoreModule), "{e}");
+    assert!(matches!(e, PluginError::Load(LoadError::CoreModule)), "{e}");
     assert!(e.to_string().contains("wasm32-wasip2"));
 
     let (bash, _) = component("bash");
     let e = expect_load_error(bash[..bash.len() / 3].to_vec()).await;
-    assert!(matches!(e, PluginError::InvalidComponent(_)), "{e}");
+    assert!(
+        matches!(e, PluginError::Load(LoadError::InvalidComponent(_))),
+        "{e}"
+    );
+    // wasmtime's own reason is kept as the source and shown in the report.
+    let cause = std::error::Error::source(&e).expect("the compiler's error is the source");
+    assert!(e.report().contains(&cause.to_string()), "{}", e.report());
 
     let empty = wat::parse_str("(component)").unwrap();
     let e = expect_load_error(empty).await;
-    assert!(matches!(e, PluginError::UnknownWorld { .. }), "{e}");
+    assert!(
+        matches!(e, PluginError::Load(LoadError::UnknownWorld { .. })),
+        "{e}"
+    );
 
     let future = wat::parse_str(
         r#"(component
@@ -197,7 +206,7 @@ async fn bad_files_are_rejected_with_a_clear_error() {
     .unwrap();
     let e = expect_load_error(future).await;
     assert!(
-        matches!(&e, PluginError::UnsupportedVersion { found, .. } if found == "0.9.0"),
+        matches!(&e, PluginError::Load(LoadError::UnsupportedVersion { found, .. }) if found == "0.9.0"),
         "{e}"
     );
 
@@ -209,7 +218,10 @@ async fn bad_files_are_rejected_with_a_clear_error() {
     )
     .unwrap();
     let e = expect_load_error(foreign_import).await;
-    assert!(matches!(e, PluginError::UnsatisfiedImport(_)), "{e}");
+    assert!(
+        matches!(e, PluginError::Load(LoadError::UnsatisfiedImport(_))),
+        "{e}"
+    );
     assert!(e.to_string().contains("acme:evil/backdoor"), "{e}");
 }
 
@@ -218,7 +230,7 @@ async fn manifest_problems_are_rejected() {
     let err = Manifest::parse("name = \"x\"\nversion = \"1.0.0\"\ncapabilities = [\"docker\"]\n")
         .unwrap_err();
     assert!(
-        matches!(err, PluginError::UnknownCapability { .. }),
+        matches!(err, RegistryError::UnknownCapability { .. }),
         "{err}"
     );
 
@@ -228,7 +240,10 @@ async fn manifest_problems_are_rejected() {
         .load(bytes, Some(manifest), "bash")
         .await
         .expect_err("kind mismatch is an error");
-    assert!(matches!(err, PluginError::KindMismatch { .. }), "{err}");
+    assert!(
+        matches!(err, PluginError::Load(LoadError::KindMismatch { .. })),
+        "{err}"
+    );
 }
 
 /// Each misbehaviour gets its own error, and the runtime keeps serving.
@@ -254,32 +269,49 @@ async fn faulty_guests_are_stopped_and_the_host_keeps_serving() {
     };
 
     let err = invoke("spin", "{}").await.unwrap_err();
-    assert!(matches!(err, PluginError::CpuLimit { .. }), "{err}");
+    assert!(
+        matches!(err, PluginError::Invoke(InvokeError::CpuLimit { .. })),
+        "{err}"
+    );
     let err = invoke("allocate", "{}").await.unwrap_err();
     assert!(
-        matches!(err, PluginError::MemoryLimit { limit_bytes, .. } if limit_bytes == 64 << 20),
+        matches!(err, PluginError::Invoke(InvokeError::MemoryLimit { limit_bytes, .. }) if limit_bytes == 64 << 20),
         "{err}"
     );
     let err = invoke("panic", "{}").await.unwrap_err();
-    assert!(matches!(err, PluginError::Trap { .. }), "{err}");
+    assert!(
+        matches!(err, PluginError::Invoke(InvokeError::Trap { .. })),
+        "{err}"
+    );
+    assert!(
+        std::error::Error::source(&err).is_some_and(|t| t.to_string().contains("unreachable")),
+        "the trap is kept as the source: {}",
+        err.report()
+    );
     assert!(
         err.to_string().contains("panicked on purpose"),
         "the guest's panic message is reported: {err}"
     );
     let err = invoke("flood", "{}").await.unwrap_err();
     assert!(
-        matches!(err, PluginError::OutputTooLarge { actual_bytes, .. } if actual_bytes == 16 << 20),
+        matches!(err, PluginError::Invoke(InvokeError::OutputTooLarge { actual_bytes, .. }) if actual_bytes == 16 << 20),
         "{err}"
     );
     let err = invoke("echo", "{not json").await.unwrap_err();
-    assert!(matches!(err, PluginError::InvalidInput(_)), "{err}");
+    assert!(
+        matches!(err, PluginError::Invoke(InvokeError::InvalidInput(_))),
+        "{err}"
+    );
     let err = invoke("echo", "[1, 2]").await.unwrap_err();
     assert!(
         err.to_string().contains("JSON object, not an array"),
         "{err}"
     );
     let err = invoke("no_such_tool", "{}").await.unwrap_err();
-    assert!(matches!(err, PluginError::UnknownTool(_)), "{err}");
+    assert!(
+        matches!(err, PluginError::Registry(RegistryError::UnknownTool(_))),
+        "{err}"
+    );
 
     // After all of that, the same plugin and runtime still answer.
     let ok = invoke("echo", r#"{"still":"here"}"#).await.unwrap();
@@ -308,7 +340,13 @@ async fn wall_clock_timeout_covers_slow_host_calls() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, PluginError::WallClockTimeout { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PluginError::Invoke(InvokeError::WallClockTimeout { .. })
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -394,7 +432,7 @@ async fn registry_installs_lists_grants_and_survives_restart() {
     assert_eq!(text(&out), "ran: echo hi");
     assert!(reg.policy("scripted-policy").is_ok());
     let err = reg.policy("bash").err().unwrap();
-    assert!(matches!(err, PluginError::WrongKind { .. }), "{err}");
+    assert!(matches!(err, RegistryError::WrongKind { .. }), "{err}");
 
     reg.revoke("bash", &BTreeSet::from([Capability::Shell]))
         .unwrap();
@@ -435,10 +473,13 @@ async fn registry_installs_lists_grants_and_survives_restart() {
     assert_eq!(text(&out), "ran: echo again");
 
     reg.remove("bash").unwrap();
-    assert!(matches!(reg.get("bash"), Err(PluginError::NotInstalled(_))));
+    assert!(matches!(
+        reg.get("bash"),
+        Err(RegistryError::NotInstalled(_))
+    ));
     assert!(matches!(
         reg.remove("bash"),
-        Err(PluginError::NotInstalled(_))
+        Err(RegistryError::NotInstalled(_))
     ));
 }
 
@@ -462,7 +503,10 @@ async fn failed_install_changes_nothing_and_tool_names_stay_unique() {
         .install(bytes[..1000].to_vec(), Some(v2), "bash", &BTreeSet::new())
         .await
         .unwrap_err();
-    assert!(matches!(err, PluginError::InvalidComponent(_)), "{err}");
+    assert!(
+        matches!(err, PluginError::Load(LoadError::InvalidComponent(_))),
+        "{err}"
+    );
     assert_eq!(reg.get("bash").unwrap().manifest.version, "0.1.0");
 
     let mut other = manifest;
@@ -471,7 +515,13 @@ async fn failed_install_changes_nothing_and_tool_names_stay_unique() {
         .install(bytes, Some(other), "another-bash", &BTreeSet::new())
         .await
         .unwrap_err();
-    assert!(matches!(err, PluginError::DuplicateTool { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PluginError::Registry(RegistryError::DuplicateTool { .. })
+        ),
+        "{err}"
+    );
     assert_eq!(reg.list().len(), 1);
 }
 
@@ -562,7 +612,10 @@ async fn plugin_versions_are_semver_and_immutable() {
             .install(bytes.clone(), Some(m), "misbehaving-tool", &BTreeSet::new())
             .await
             .unwrap_err();
-        assert!(matches!(err, PluginError::BadManifest(_)), "{bad:?}: {err}");
+        assert!(
+            matches!(err, PluginError::Registry(RegistryError::BadManifest(_))),
+            "{bad:?}: {err}"
+        );
     }
     for bad in ["..", "a/b", "/abs"] {
         assert!(reg.activate(bad, "1.0.0").await.is_err());
@@ -581,7 +634,13 @@ async fn plugin_versions_are_semver_and_immutable() {
         .install(changed, Some(other), "misbehaving-tool", &BTreeSet::new())
         .await
         .unwrap_err();
-    assert!(matches!(err, PluginError::VersionExists { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PluginError::Registry(RegistryError::VersionExists { .. })
+        ),
+        "{err}"
+    );
 
     install_version(&reg, "1.1.0", true).await;
     reg.rollback("misbehaving-tool").await.unwrap();
@@ -595,7 +654,10 @@ async fn plugin_versions_are_semver_and_immutable() {
     );
     let err = reg.activate("misbehaving-tool", "9.9.9").await.unwrap_err();
     assert!(
-        matches!(err, PluginError::VersionNotInstalled { .. }),
+        matches!(
+            err,
+            PluginError::Registry(RegistryError::VersionNotInstalled { .. })
+        ),
         "{err}"
     );
     // And after a restart, the active version is still the chosen one.
@@ -654,5 +716,11 @@ async fn in_flight_calls_finish_on_the_old_version() {
         .unwrap();
     assert_eq!(text(&back), "ran: true");
     let err = reg.rollback("misbehaving-tool").await.unwrap_err();
-    assert!(matches!(err, PluginError::NoPreviousVersion(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            PluginError::Registry(RegistryError::NoPreviousVersion(_))
+        ),
+        "{err}"
+    );
 }

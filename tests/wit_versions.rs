@@ -12,7 +12,7 @@ use agenthost::plugins::bindings::current::llm::{
 use agenthost::plugins::bindings::current::policy::{Context, Decision, PolicyError};
 use agenthost::plugins::bindings::current::tool::{ToolError, ToolOutput};
 use agenthost::plugins::bindings::current::types::{ContentPart, HostError, ToolUse};
-use agenthost::plugins::{PluginError, PluginKind, PolicyInstance, Runtime};
+use agenthost::plugins::{LoadError, PluginError, PluginKind, PolicyInstance, Runtime};
 use agenthost_tests::{load, requested_grants, runtime, FakeSandbox};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -267,7 +267,10 @@ async fn a_component_must_keep_to_one_released_version() {
              (export "agenthost:plugin/tool@0.2.0" (instance $i)))"#,
     )
     .await;
-    assert!(matches!(mixed, PluginError::MixedVersions(_)), "{mixed}");
+    assert!(
+        matches!(mixed, PluginError::Load(LoadError::MixedVersions(_))),
+        "{mixed}"
+    );
     assert!(mixed.to_string().contains("0.1.0, 0.2.0"), "{mixed}");
 
     let draft = load_err(
@@ -277,7 +280,7 @@ async fn a_component_must_keep_to_one_released_version() {
     )
     .await;
     assert!(
-        matches!(draft, PluginError::UnreleasedVersion(_)),
+        matches!(draft, PluginError::Load(LoadError::UnreleasedVersion(_))),
         "{draft}"
     );
     assert!(

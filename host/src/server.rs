@@ -26,6 +26,11 @@ pub enum ServeError {
     Plugins(#[from] crate::plugins::PluginError),
     #[error(transparent)]
     Llm(#[from] crate::llm::LlmError),
+    #[error("cannot create the data directory {path}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -47,7 +52,10 @@ impl Server {
     /// server still starts without it, and `/readyz` says why it is not
     /// ready), brings back sessions left running, and starts listening.
     pub async fn start(config: ServeConfig, data_dir: &Path) -> Result<Self, ServeError> {
-        std::fs::create_dir_all(data_dir).map_err(crate::plugins::PluginError::from)?;
+        std::fs::create_dir_all(data_dir).map_err(|source| ServeError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
         let store = Store::open(&config.database_url(data_dir)).await?;
         let runtime = Arc::new(Runtime::new(RuntimeConfig {
             limits: config.limits,

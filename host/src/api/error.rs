@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::plugins::PluginError;
+use crate::plugins::{PluginError, RegistryError};
 use crate::session::SessionError;
 use crate::store::StoreError;
 
@@ -167,17 +167,25 @@ impl From<SessionError> for ApiError {
 
 impl From<PluginError> for ApiError {
     fn from(e: PluginError) -> Self {
+        use RegistryError as R;
         let status = match &e {
-            PluginError::NotInstalled(_)
-            | PluginError::UnknownTool(_)
-            | PluginError::VersionNotInstalled { .. } => StatusCode::NOT_FOUND,
-            PluginError::Io(_) | PluginError::Engine(_) => return Self::internal(e.to_string()),
-            PluginError::DuplicateTool { .. }
-            | PluginError::NoPreviousVersion(_)
-            | PluginError::VersionExists { .. } => StatusCode::CONFLICT,
+            PluginError::Registry(R::NotInstalled(_) | R::UnknownTool(_))
+            | PluginError::Registry(R::VersionNotInstalled { .. }) => StatusCode::NOT_FOUND,
+            PluginError::Registry(R::Io { .. }) | PluginError::Engine { .. } => {
+                return Self::internal(e.report())
+            }
+            PluginError::Registry(
+                R::DuplicateTool { .. } | R::NoPreviousVersion(_) | R::VersionExists { .. },
+            ) => StatusCode::CONFLICT,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
-        Self::new(status, e.code(), e.to_string())
+        Self::new(status, e.code(), e.report())
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        PluginError::from(e).into()
     }
 }
 

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+use super::error::{LoadError, Source};
 use super::PluginError;
 
 pub fn content_hash(bytes: &[u8]) -> String {
@@ -34,7 +35,8 @@ impl CompiledCache {
     /// `dir = None` compiles every time (one-off CLI commands).
     pub fn new(dir: Option<PathBuf>, engine_hash: String) -> Result<Self, PluginError> {
         if let Some(d) = &dir {
-            std::fs::create_dir_all(d)?;
+            std::fs::create_dir_all(d)
+                .map_err(|e| PluginError::engine("creating the compiled-component cache", e))?;
         }
         Ok(Self { dir, engine_hash })
     }
@@ -52,7 +54,7 @@ impl CompiledCache {
         engine: &Engine,
         bytes: &[u8],
         hash: &str,
-    ) -> Result<(Component, CacheOutcome), PluginError> {
+    ) -> Result<(Component, CacheOutcome), LoadError> {
         if let Some(path) = self.artifact_path(hash).filter(|p| p.is_file()) {
             // SAFETY: the file is one this cache wrote with `serialize` for an
             // engine of the same compatibility hash, in a directory only the
@@ -65,7 +67,7 @@ impl CompiledCache {
                 }
             }
         }
-        let component = Component::from_binary(engine, bytes).map_err(|e| compile_error(&e))?;
+        let component = Component::from_binary(engine, bytes).map_err(LoadError::invalid)?;
         if let Some(path) = self.artifact_path(hash) {
             if let Err(e) = write_atomically(&path, &component) {
                 tracing::warn!(path = %path.display(), error = %e, "could not cache compiled component");
@@ -75,16 +77,8 @@ impl CompiledCache {
     }
 }
 
-fn compile_error(e: &wasmtime::Error) -> PluginError {
-    PluginError::InvalidComponent(format!("{e:#}"))
-}
-
-fn write_atomically(path: &Path, component: &Component) -> Result<(), PluginError> {
-    let bytes = component
-        .serialize()
-        .map_err(|e| PluginError::Engine(e.to_string()))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
+fn write_atomically(path: &Path, component: &Component) -> Result<(), Source> {
+    let bytes = component.serialize()?;
+    super::fs::replace(path, &bytes)?;
     Ok(())
 }

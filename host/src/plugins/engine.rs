@@ -49,7 +49,8 @@ impl PluginEngine {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        let engine =
+            Engine::new(&config).map_err(|e| PluginError::engine("configuring wasmtime", e))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -62,7 +63,7 @@ impl PluginEngine {
                         engine.increment_epoch();
                     }
                 })
-                .map_err(PluginError::from)?
+                .map_err(|e| PluginError::engine("starting the epoch ticker", e))?
         };
         Ok(Self {
             engine,

@@ -1,12 +1,43 @@
-//! Everything that can go wrong loading or running a plugin, each variant
-//! worded for the person who has to act on it.
+//! Everything that can go wrong with a plugin, split by the phase it went
+//! wrong in, each variant worded for the person who has to act on it.
+//!
+//! * [`LoadError`]: reading, validating, compiling and linking a component
+//!   (the author fixes the component).
+//! * [`RegistryError`]: what is installed and how (the operator fixes the
+//!   manifest or the command).
+//! * [`InvokeError`]: running a loaded plugin (the limits or the plugin's
+//!   own code stopped it).
+//!
+//! Failures of something underneath (wasmtime, the file system, a parser)
+//! are kept as [`std::error::Error::source`], not flattened into the
+//! message: [`PluginError::report`] renders the whole chain where a person
+//! reads it, and the CLI prints it through `anyhow`.
 
 use std::time::Duration;
 
-use super::manifest::Capability;
+/// An underlying error kept as a source.
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+    /// The engine itself (not one plugin) failed: setting it up, or a task
+    /// the host ran for it.
+    #[error("the WebAssembly engine failed while {doing}")]
+    Engine {
+        doing: &'static str,
+        #[source]
+        source: Source,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
     #[error("not a WebAssembly file: {0}")]
     NotWasm(String),
     #[error(
@@ -14,8 +45,8 @@ pub enum PluginError {
          (cargo build --target wasm32-wasip2), or wrap it with `wasm-tools component new`"
     )]
     CoreModule,
-    #[error("invalid component: {0}")]
-    InvalidComponent(String),
+    #[error("invalid component")]
+    InvalidComponent(#[source] Source),
     #[error(
         "the component implements no world this host knows: it must export \
          `agenthost:plugin/tool` or `agenthost:plugin/policy` of a supported version \
@@ -38,8 +69,18 @@ pub enum PluginError {
     MixedVersions(String),
     #[error("the component imports `{0}`, which this host does not provide")]
     UnsatisfiedImport(String),
+    /// The linker refused the component's imports (a signature that does
+    /// not match the host's, for instance).
+    #[error("the component's imports do not match what this host provides")]
+    Link(#[source] Source),
     #[error("the manifest says kind = \"{manifest}\" but the component is a {component}")]
     KindMismatch { manifest: String, component: String },
+    #[error("plugin `{plugin}` returned an invalid tool description: {reason}")]
+    BadDescription { plugin: String, reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
     #[error("invalid manifest: {0}")]
     BadManifest(String),
     #[error("unknown capability `{name}` (known: {known})")]
@@ -69,10 +110,18 @@ pub enum PluginError {
         expected: String,
         actual: String,
     },
+    #[error("the plugin store could not {doing}")]
+    Io {
+        doing: String,
+        #[source]
+        source: Source,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
     #[error("invalid tool input: {0}")]
     InvalidInput(String),
-    #[error("plugin `{plugin}` returned an invalid tool description: {reason}")]
-    BadDescription { plugin: String, reason: String },
     #[error("plugin `{plugin}` used more than its CPU time limit of {limit:?} and was stopped")]
     CpuLimit { plugin: String, limit: Duration },
     #[error("plugin `{plugin}` did not finish within its time limit of {limit:?} and was stopped")]
@@ -85,21 +134,61 @@ pub enum PluginError {
         actual_bytes: usize,
         limit_bytes: usize,
     },
-    #[error("plugin `{plugin}` crashed: {reason}")]
-    Trap { plugin: String, reason: String },
-    #[error("plugin `{plugin}` was not granted `{capability}`")]
-    Denied {
+    /// The guest trapped. `stderr` is the tail of what it wrote, which is
+    /// often the only clue (a Python traceback, a Rust panic message).
+    #[error("plugin `{plugin}` crashed{}", stderr_suffix(.stderr))]
+    Trap {
         plugin: String,
-        capability: Capability,
+        stderr: String,
+        #[source]
+        source: Source,
     },
-    #[error("plugin store error: {0}")]
-    Io(String),
-    #[error("wasmtime: {0}")]
-    Engine(String),
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(" (it wrote: {stderr})")
+    }
 }
 
 impl PluginError {
+    /// Wraps a failure of the engine itself.
+    pub(crate) fn engine(doing: &'static str, source: impl Into<Source>) -> Self {
+        Self::Engine {
+            doing,
+            source: source.into(),
+        }
+    }
+
     /// A stable, machine-readable code for API responses.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Load(e) => e.code(),
+            Self::Registry(e) => e.code(),
+            Self::Invoke(e) => e.code(),
+            Self::Engine { .. } => "engine",
+        }
+    }
+
+    /// The message and every underlying cause, `: `-separated: what an API
+    /// response or a tool result shows.
+    pub fn report(&self) -> String {
+        let mut out = self.to_string();
+        let mut next = std::error::Error::source(self);
+        // `transparent` forwards `source` to the inner error's own source,
+        // so this walk starts below the message already printed.
+        while let Some(cause) = next {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+}
+
+impl LoadError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotWasm(_) => "not_wasm",
@@ -109,8 +198,21 @@ impl PluginError {
             Self::UnsupportedVersion { .. } => "unsupported_version",
             Self::UnreleasedVersion(_) => "unreleased_version",
             Self::MixedVersions(_) => "mixed_versions",
-            Self::UnsatisfiedImport(_) => "unsatisfied_import",
+            Self::UnsatisfiedImport(_) | Self::Link(_) => "unsatisfied_import",
             Self::KindMismatch { .. } => "kind_mismatch",
+            Self::BadDescription { .. } => "bad_description",
+        }
+    }
+
+    /// wasmtime refused the bytes as a component.
+    pub(crate) fn invalid(e: wasmtime::Error) -> Self {
+        Self::InvalidComponent(e.into())
+    }
+}
+
+impl RegistryError {
+    pub fn code(&self) -> &'static str {
+        match self {
             Self::BadManifest(_) => "bad_manifest",
             Self::UnknownCapability { .. } => "unknown_capability",
             Self::NotInstalled(_) => "not_installed",
@@ -120,22 +222,61 @@ impl PluginError {
             Self::VersionExists { .. } => "version_exists",
             Self::VersionNotInstalled { .. } => "version_not_installed",
             Self::WrongKind { .. } => "wrong_kind",
+            Self::Io { .. } => "io",
+        }
+    }
+
+    /// A file-system or encoding failure while doing `doing` (worded to
+    /// follow "could not").
+    pub(crate) fn io(doing: impl Into<String>, source: impl Into<Source>) -> Self {
+        Self::Io {
+            doing: doing.into(),
+            source: source.into(),
+        }
+    }
+}
+
+impl InvokeError {
+    pub fn code(&self) -> &'static str {
+        match self {
             Self::InvalidInput(_) => "invalid_input",
-            Self::BadDescription { .. } => "bad_description",
             Self::CpuLimit { .. } => "cpu_limit",
             Self::WallClockTimeout { .. } => "timeout",
             Self::MemoryLimit { .. } => "memory_limit",
             Self::OutputTooLarge { .. } => "output_too_large",
             Self::Trap { .. } => "trap",
-            Self::Denied { .. } => "denied",
-            Self::Io(_) => "io",
-            Self::Engine(_) => "engine",
         }
     }
 }
 
-impl From<std::io::Error> for PluginError {
-    fn from(e: std::io::Error) -> Self {
-        Self::Io(e.to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_keeps_every_cause_once_and_the_code_comes_from_the_phase() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only");
+        let e: PluginError = RegistryError::io("write state.json", io).into();
+        assert_eq!(e.code(), "io");
+        assert_eq!(
+            e.report(),
+            "the plugin store could not write state.json: read-only"
+        );
+        let source = std::error::Error::source(&e).expect("the io error is kept as a source");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+
+        let trap: PluginError = InvokeError::Trap {
+            plugin: "p".into(),
+            stderr: "panicked at 'boom'".into(),
+            source: "wasm trap: unreachable".into(),
+        }
+        .into();
+        assert_eq!(trap.code(), "trap");
+        assert_eq!(
+            trap.report(),
+            "plugin `p` crashed (it wrote: panicked at 'boom'): wasm trap: unreachable"
+        );
+        let plain: PluginError = LoadError::CoreModule.into();
+        assert_eq!(plain.report(), plain.to_string());
     }
 }

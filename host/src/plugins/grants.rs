@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Capability, Manifest, PluginError};
+use super::{Capability, Manifest, RegistryError};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,21 +21,20 @@ pub struct GrantTable {
 }
 
 impl GrantTable {
-    pub fn load(path: &Path) -> Result<Self, PluginError> {
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
         match std::fs::read_to_string(path) {
             Ok(text) => toml::from_str(&text).map_err(|e| {
-                PluginError::BadManifest(format!("grants file {}: {e}", path.display()))
+                RegistryError::BadManifest(format!("grants file {}: {e}", path.display()))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(RegistryError::io(format!("read {}", path.display()), e)),
         }
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), PluginError> {
-        let text = toml::to_string(self).map_err(|e| PluginError::Io(e.to_string()))?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(tmp, path)?;
+    pub fn save(&self, path: &Path) -> Result<(), RegistryError> {
+        let doing = || format!("write {}", path.display());
+        let text = toml::to_string(self).map_err(|e| RegistryError::io(doing(), e))?;
+        super::fs::replace(path, text.as_bytes()).map_err(|e| RegistryError::io(doing(), e))?;
         Ok(())
     }
 

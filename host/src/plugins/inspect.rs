@@ -9,29 +9,29 @@ use wasmtime::component::{types::ComponentItem, Component};
 use wasmtime::Engine;
 
 use super::bindings::versions::{self, WitVersion};
+use super::error::LoadError;
 use super::manifest::{Capability, PluginKind};
-use super::PluginError;
 
 const PACKAGE: &str = "agenthost:plugin";
 
 /// Header check before handing bytes to the compiler, so the common
 /// mistakes get a precise message rather than a parser error.
-pub fn check_header(bytes: &[u8]) -> Result<(), PluginError> {
+pub fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     if bytes.len() < 8 {
-        return Err(PluginError::NotWasm(format!(
+        return Err(LoadError::NotWasm(format!(
             "{} bytes is too short to be WebAssembly",
             bytes.len()
         )));
     }
     if &bytes[0..4] != b"\0asm" {
-        return Err(PluginError::NotWasm(
+        return Err(LoadError::NotWasm(
             "it does not start with the \\0asm magic number".into(),
         ));
     }
     match bytes[4..8] {
-        [1, 0, 0, 0] => Err(PluginError::CoreModule),
+        [1, 0, 0, 0] => Err(LoadError::CoreModule),
         [_, _, 1, 0] => Ok(()),
-        _ => Err(PluginError::NotWasm(
+        _ => Err(LoadError::NotWasm(
             "unknown WebAssembly binary version".into(),
         )),
     }
@@ -62,7 +62,7 @@ pub fn shape(
     engine: &Engine,
     component: &Component,
     allow_unreleased: bool,
-) -> Result<Shape, PluginError> {
+) -> Result<Shape, LoadError> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
     // Every one of our interfaces the component names, with its version:
@@ -80,7 +80,7 @@ pub fn shape(
             found = Some((kind, version.to_string()));
         }
     }
-    let (kind, wit_version) = found.ok_or_else(|| PluginError::UnknownWorld {
+    let (kind, wit_version) = found.ok_or_else(|| LoadError::UnknownWorld {
         found: if exports.is_empty() {
             "nothing".into()
         } else {
@@ -96,7 +96,7 @@ pub fn shape(
         // for a plugin; anything else is refused before instantiation.
         let known = name.starts_with("wasi:") || name.starts_with(PACKAGE);
         if !known || !matches!(import.ty, ComponentItem::ComponentInstance(_)) {
-            return Err(PluginError::UnsatisfiedImport(name.to_string()));
+            return Err(LoadError::UnsatisfiedImport(name.to_string()));
         }
         if let Some((iface, version)) = our_interface(name) {
             versions.insert(version);
@@ -111,13 +111,13 @@ pub fn shape(
         served.insert(versions::resolve(version, allow_unreleased)?);
     }
     if served.len() > 1 {
-        return Err(PluginError::MixedVersions(
+        return Err(LoadError::MixedVersions(
             versions.into_iter().collect::<Vec<_>>().join(", "),
         ));
     }
     // Non-empty: the tool or policy export carries a version.
     let Some(wit) = served.into_iter().next() else {
-        return Err(PluginError::UnsupportedVersion {
+        return Err(LoadError::UnsupportedVersion {
             found: wit_version,
             supported: versions::supported(),
         });

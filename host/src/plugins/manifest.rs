@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::PluginError;
+use super::RegistryError;
 
 /// A host interface that must be granted before a plugin can use it.
 /// `log` is not one: logging into the session is always allowed.
@@ -50,13 +50,13 @@ impl fmt::Display for Capability {
 }
 
 impl FromStr for Capability {
-    type Err = PluginError;
+    type Err = RegistryError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| PluginError::UnknownCapability {
+            .ok_or_else(|| RegistryError::UnknownCapability {
                 name: s.to_string(),
                 known: Self::ALL
                     .iter()
@@ -68,7 +68,7 @@ impl FromStr for Capability {
 }
 
 /// Parses "shell,files" as given on the command line.
-pub fn parse_capability_list(list: &str) -> Result<BTreeSet<Capability>, PluginError> {
+pub fn parse_capability_list(list: &str) -> Result<BTreeSet<Capability>, RegistryError> {
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -116,9 +116,9 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    pub fn parse(text: &str) -> Result<Self, PluginError> {
+    pub fn parse(text: &str) -> Result<Self, RegistryError> {
         let raw: RawManifest =
-            toml::from_str(text).map_err(|e| PluginError::BadManifest(e.to_string()))?;
+            toml::from_str(text).map_err(|e| RegistryError::BadManifest(e.to_string()))?;
         validate_name(&raw.name)?;
         validate_version(&raw.version)?;
         let capabilities = raw
@@ -135,13 +135,13 @@ impl Manifest {
         })
     }
 
-    pub fn load(path: &Path) -> Result<Self, PluginError> {
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            PluginError::BadManifest(format!("cannot read {}: {e}", path.display()))
+            RegistryError::BadManifest(format!("cannot read {}: {e}", path.display()))
         })?;
         Self::parse(&text).map_err(|e| match e {
-            PluginError::BadManifest(m) => {
-                PluginError::BadManifest(format!("{}: {m}", path.display()))
+            RegistryError::BadManifest(m) => {
+                RegistryError::BadManifest(format!("{}: {m}", path.display()))
             }
             other => other,
         })
@@ -172,10 +172,10 @@ impl Manifest {
 
 /// Versions are semver (`1.2.3`, `1.0.0-beta.1`); they become directory
 /// names, so nothing else (no `..`, `/`, or other characters) passes.
-pub fn validate_version(version: &str) -> Result<(), PluginError> {
+pub fn validate_version(version: &str) -> Result<(), RegistryError> {
     match semver::Version::parse(version) {
         Ok(_) if version.len() <= 64 => Ok(()),
-        _ => Err(PluginError::BadManifest(format!(
+        _ => Err(RegistryError::BadManifest(format!(
             "version `{}` is not a semantic version such as 1.2.3 (https://semver.org)",
             version.escape_debug()
         ))),
@@ -183,7 +183,7 @@ pub fn validate_version(version: &str) -> Result<(), PluginError> {
 }
 
 /// Plugin names become directory names and appear in URLs.
-pub fn validate_name(name: &str) -> Result<(), PluginError> {
+pub fn validate_name(name: &str) -> Result<(), RegistryError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -193,7 +193,7 @@ pub fn validate_name(name: &str) -> Result<(), PluginError> {
     if ok {
         Ok(())
     } else {
-        Err(PluginError::BadManifest(format!(
+        Err(RegistryError::BadManifest(format!(
             "name `{name}` must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter"
         )))
     }

@@ -13,6 +13,7 @@ mod cache;
 mod dispatch;
 mod engine;
 mod error;
+mod fs;
 mod grants;
 mod inspect;
 pub(crate) mod limits;
@@ -23,7 +24,7 @@ mod registry;
 mod runtime;
 
 pub use cache::CacheOutcome;
-pub use error::PluginError;
+pub use error::{InvokeError, LoadError, PluginError, RegistryError};
 pub use grants::{EffectiveGrants, GrantTable};
 pub use inspect::{check_header, Shape};
 pub use limits::Limits;

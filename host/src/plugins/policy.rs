@@ -11,7 +11,7 @@ use wasmtime::Store;
 use super::bindings::current::policy::{Context, PolicyError, StepOutput};
 use super::dispatch::PolicyGuest;
 use super::loaded::Pre;
-use super::{EffectiveGrants, LoadedPlugin, PluginError, Runtime};
+use super::{EffectiveGrants, LoadedPlugin, PluginError, RegistryError, Runtime};
 use crate::capabilities::{CallContext, HostState};
 
 pub struct PolicyInstance {
@@ -30,11 +30,12 @@ impl PolicyInstance {
         ctx: CallContext,
     ) -> Result<Self, PluginError> {
         if !matches!(plugin.pre, Pre::Policy(_)) {
-            return Err(PluginError::WrongKind {
+            return Err(RegistryError::WrongKind {
                 plugin: plugin.manifest.name.clone(),
                 expected: "policy".into(),
                 actual: plugin.kind().to_string(),
-            });
+            }
+            .into());
         }
         Ok(Self {
             runtime,

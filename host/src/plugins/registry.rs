@@ -23,11 +23,12 @@ use serde::{Deserialize, Serialize};
 
 use super::bindings::current::types::ToolSpec;
 use super::bindings::current::types::ToolUse;
+use super::fs;
 use super::loaded::PluginSummary;
 use super::manifest::{validate_name, validate_version};
 use super::{
     Capability, EffectiveGrants, GrantTable, LoadedPlugin, Manifest, PluginError, PluginKind,
-    Runtime, ToolResult,
+    RegistryError, Runtime, ToolResult,
 };
 use crate::capabilities::CallContext;
 
@@ -103,7 +104,9 @@ impl Registry {
         root: impl Into<PathBuf>,
     ) -> Result<Self, PluginError> {
         let root = root.into();
-        std::fs::create_dir_all(root.join("plugins"))?;
+        let plugins = root.join("plugins");
+        let unreadable = |e| RegistryError::io(format!("read {}", plugins.display()), e);
+        std::fs::create_dir_all(&plugins).map_err(unreadable)?;
         let grants = GrantTable::load(&root.join("grants.toml"))?;
         let registry = Self {
             runtime,
@@ -111,7 +114,8 @@ impl Registry {
             slots: RwLock::default(),
             grants: RwLock::new(grants),
         };
-        let mut names: Vec<String> = std::fs::read_dir(registry.root.join("plugins"))?
+        let mut names: Vec<String> = std::fs::read_dir(&plugins)
+            .map_err(unreadable)?
             .filter_map(|e| e.ok())
             .filter(|e| e.path().is_dir())
             .filter_map(|e| e.file_name().into_string().ok())
@@ -133,7 +137,7 @@ impl Registry {
                     );
                 }
                 Err(e) => {
-                    tracing::error!(plugin = %name, %version, error = %e, "installed plugin failed to load; skipped")
+                    tracing::error!(plugin = %name, %version, error = %e.report(), "installed plugin failed to load; skipped")
                 }
             }
         }
@@ -154,25 +158,25 @@ impl Registry {
 
     /// `plugins/<name>/<version>`: both parts are checked (a name of
     /// a-z, 0-9, '-', '_'; a semver version), never taken as given.
-    fn version_dir(&self, name: &str, version: &str) -> Result<PathBuf, PluginError> {
+    fn version_dir(&self, name: &str, version: &str) -> Result<PathBuf, RegistryError> {
         validate_name(name)?;
         validate_version(version)?;
         Ok(self.plugin_dir(name).join(version))
     }
 
-    fn write_state(&self, name: &str, state: &SlotState) -> Result<(), PluginError> {
+    fn write_state(&self, name: &str, state: &SlotState) -> Result<(), RegistryError> {
         let path = self.plugin_dir(name).join("state.json");
-        let tmp = path.with_extension("tmp");
-        let json = serde_json::to_vec_pretty(state).map_err(|e| PluginError::Io(e.to_string()))?;
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(tmp, path)?;
-        Ok(())
+        let doing = || format!("write {}", path.display());
+        let json = serde_json::to_vec_pretty(state).map_err(|e| RegistryError::io(doing(), e))?;
+        fs::replace(&path, &json).map_err(|e| RegistryError::io(doing(), e))
     }
 
     async fn load_version(&self, name: &str, version: &str) -> Result<LoadedPlugin, PluginError> {
         let dir = self.version_dir(name, version)?;
         let manifest = Manifest::load(&dir.join("plugin.toml"))?;
-        let bytes = std::fs::read(dir.join("component.wasm"))?;
+        let path = dir.join("component.wasm");
+        let bytes = std::fs::read(&path)
+            .map_err(|e| RegistryError::io(format!("read {}", path.display()), e))?;
         self.runtime.load(bytes, Some(manifest), name).await
     }
 
@@ -199,13 +203,17 @@ impl Registry {
         match std::fs::read(dir.join("component.wasm")) {
             // The same bytes again: installing is idempotent.
             Ok(existing) if existing == bytes => {}
-            Ok(_) => return Err(PluginError::VersionExists { name, version }),
+            Ok(_) => return Err(RegistryError::VersionExists { name, version }.into()),
             Err(_) => {
-                std::fs::create_dir_all(&dir)?;
-                std::fs::write(dir.join("component.wasm"), &bytes)?;
+                let path = dir.join("component.wasm");
+                std::fs::create_dir_all(&dir)
+                    .and_then(|()| fs::replace(&path, &bytes))
+                    .map_err(|e| RegistryError::io(format!("write {}", path.display()), e))?;
             }
         }
-        std::fs::write(dir.join("plugin.toml"), plugin.manifest.to_toml())?;
+        let path = dir.join("plugin.toml");
+        fs::replace(&path, plugin.manifest.to_toml().as_bytes())
+            .map_err(|e| RegistryError::io(format!("write {}", path.display()), e))?;
 
         let mut state = self.read_state(&name);
         state.versions.retain(|v| v != &version);
@@ -246,12 +254,12 @@ impl Registry {
     }
 
     /// Tool names are global within a host: the model addresses tools by name.
-    fn check_tool_names(&self, plugin: &LoadedPlugin) -> Result<(), PluginError> {
+    fn check_tool_names(&self, plugin: &LoadedPlugin) -> Result<(), RegistryError> {
         let slots = read(&self.slots);
         for (owner, slot) in slots.iter().filter(|(n, _)| **n != plugin.manifest.name) {
             for tool in plugin.tools() {
                 if slot.active.tools().iter().any(|t| t.name == tool.name) {
-                    return Err(PluginError::DuplicateTool {
+                    return Err(RegistryError::DuplicateTool {
                         tool: tool.name.clone(),
                         owner: owner.clone(),
                     });
@@ -271,7 +279,7 @@ impl Registry {
             .and_then(|a| state.versions.iter().position(|v| v == a))
             .unwrap_or(0);
         if at == 0 {
-            return Err(PluginError::NoPreviousVersion(name.to_string()));
+            return Err(RegistryError::NoPreviousVersion(name.to_string()).into());
         }
         let previous = state.versions[at - 1].clone();
         self.activate(name, &previous).await
@@ -285,11 +293,12 @@ impl Registry {
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
         let mut state = self.slot_state(name)?;
         if !state.versions.iter().any(|v| v == version) {
-            return Err(PluginError::VersionNotInstalled {
+            return Err(RegistryError::VersionNotInstalled {
                 name: name.to_string(),
                 version: version.to_string(),
                 installed: state.versions.join(", "),
-            });
+            }
+            .into());
         }
         let plugin = Arc::new(self.load_version(name, version).await?);
         self.check_tool_names(&plugin)?;
@@ -305,28 +314,29 @@ impl Registry {
         Ok(plugin)
     }
 
-    fn slot_state(&self, name: &str) -> Result<SlotState, PluginError> {
+    fn slot_state(&self, name: &str) -> Result<SlotState, RegistryError> {
         read(&self.slots)
             .get(name)
             .map(|s| s.state.clone())
-            .ok_or_else(|| PluginError::NotInstalled(name.to_string()))
+            .ok_or_else(|| RegistryError::NotInstalled(name.to_string()))
     }
 
-    pub fn remove(&self, name: &str) -> Result<(), PluginError> {
+    pub fn remove(&self, name: &str) -> Result<(), RegistryError> {
         validate_name(name)?;
         if write(&self.slots).remove(name).is_none() {
-            return Err(PluginError::NotInstalled(name.to_string()));
+            return Err(RegistryError::NotInstalled(name.to_string()));
         }
-        std::fs::remove_dir_all(self.plugin_dir(name))?;
-        Ok(())
+        let dir = self.plugin_dir(name);
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| RegistryError::io(format!("remove {}", dir.display()), e))
     }
 
     /// The active version of `name`.
-    pub fn get(&self, name: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
+    pub fn get(&self, name: &str) -> Result<Arc<LoadedPlugin>, RegistryError> {
         read(&self.slots)
             .get(name)
             .map(|s| s.active.clone())
-            .ok_or_else(|| PluginError::NotInstalled(name.to_string()))
+            .ok_or_else(|| RegistryError::NotInstalled(name.to_string()))
     }
 
     pub fn list(&self) -> Vec<InstalledPlugin> {
@@ -341,7 +351,7 @@ impl Registry {
             .collect()
     }
 
-    pub fn grant(&self, name: &str, caps: &BTreeSet<Capability>) -> Result<(), PluginError> {
+    pub fn grant(&self, name: &str, caps: &BTreeSet<Capability>) -> Result<(), RegistryError> {
         validate_name(name)?;
         let mut grants = write(&self.grants);
         grants
@@ -352,7 +362,7 @@ impl Registry {
         grants.save(&self.root.join("grants.toml"))
     }
 
-    pub fn revoke(&self, name: &str, caps: &BTreeSet<Capability>) -> Result<(), PluginError> {
+    pub fn revoke(&self, name: &str, caps: &BTreeSet<Capability>) -> Result<(), RegistryError> {
         let mut grants = write(&self.grants);
         if let Some(set) = grants.grants.get_mut(name) {
             set.retain(|c| !caps.contains(c));
@@ -377,19 +387,19 @@ impl Registry {
     }
 
     /// The active plugin offering `tool`.
-    pub fn tool_owner(&self, tool: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
+    pub fn tool_owner(&self, tool: &str) -> Result<Arc<LoadedPlugin>, RegistryError> {
         read(&self.slots)
             .values()
             .find(|s| s.active.tools().iter().any(|t| t.name == tool))
             .map(|s| s.active.clone())
-            .ok_or_else(|| PluginError::UnknownTool(tool.to_string()))
+            .ok_or_else(|| RegistryError::UnknownTool(tool.to_string()))
     }
 
     /// The active version of a policy plugin.
-    pub fn policy(&self, name: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
+    pub fn policy(&self, name: &str) -> Result<Arc<LoadedPlugin>, RegistryError> {
         let plugin = self.get(name)?;
         if plugin.kind() != PluginKind::Policy {
-            return Err(PluginError::WrongKind {
+            return Err(RegistryError::WrongKind {
                 plugin: name.to_string(),
                 expected: "policy".into(),
                 actual: plugin.kind().to_string(),

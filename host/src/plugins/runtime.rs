@@ -16,7 +16,10 @@ use super::dispatch::{PolicyPre, ToolPre};
 use super::engine::PluginEngine;
 use super::inspect::{check_header, shape};
 use super::loaded::{Describe, Pre};
-use super::{EffectiveGrants, Limits, LoadedPlugin, Manifest, PluginError, PluginKind, Shape};
+use super::{
+    EffectiveGrants, InvokeError, Limits, LoadError, LoadedPlugin, Manifest, PluginError,
+    PluginKind, RegistryError, Shape,
+};
 use crate::capabilities::{CallContext, HostState};
 
 /// A tool's own answer: its output, or the error it chose to return.
@@ -44,14 +47,14 @@ impl Runtime {
         let engine = PluginEngine::new(&config.limits)?;
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+            .map_err(|e| PluginError::engine("linking WASI", e))?;
         // Every version's interfaces, each under its own versioned name.
         // The policy world's imports are a subset of the tool world's, so
         // one linker serves both kinds.
         type Data = wasmtime::component::HasSelf<HostState>;
         v0_2_0::ToolPlugin::add_to_linker::<_, Data>(&mut linker, |s| s)
             .and_then(|()| v0_1_0::add_to_linker(&mut linker))
-            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+            .map_err(|e| PluginError::engine("linking the host interfaces", e))?;
         let cache = Arc::new(CompiledCache::new(
             config.cache_dir,
             engine.compatibility_hash(),
@@ -90,16 +93,17 @@ impl Runtime {
             // the async workers.
             tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &hash))
                 .await
-                .map_err(|e| PluginError::Engine(e.to_string()))??
+                .map_err(|e| PluginError::engine("compiling a component", e))??
         };
         let shape = shape(self.engine.engine(), &component, self.allow_unreleased_wit)?;
         let manifest = match manifest {
             Some(m) => {
                 if let Some(kind) = m.kind.filter(|k| *k != shape.kind) {
-                    return Err(PluginError::KindMismatch {
+                    return Err(LoadError::KindMismatch {
                         manifest: kind.to_string(),
                         component: shape.kind.to_string(),
-                    });
+                    }
+                    .into());
                 }
                 m
             }
@@ -127,11 +131,14 @@ impl Runtime {
         let pre = self
             .linker
             .instantiate_pre(component)
-            .map_err(|e| PluginError::UnsatisfiedImport(format!("{e:#}")))?;
-        let invalid = |e: wasmtime::Error| PluginError::InvalidComponent(format!("{e:#}"));
+            .map_err(|e| LoadError::Link(e.into()))?;
         Ok(match shape.kind {
-            PluginKind::Tool => Pre::Tool(ToolPre::new(pre, shape.wit).map_err(invalid)?),
-            PluginKind::Policy => Pre::Policy(PolicyPre::new(pre, shape.wit).map_err(invalid)?),
+            PluginKind::Tool => {
+                Pre::Tool(ToolPre::new(pre, shape.wit).map_err(LoadError::invalid)?)
+            }
+            PluginKind::Policy => {
+                Pre::Policy(PolicyPre::new(pre, shape.wit).map_err(LoadError::invalid)?)
+            }
         })
     }
 
@@ -159,33 +166,39 @@ impl Runtime {
     pub(crate) fn classify(&self, error: wasmtime::Error, state: &HostState) -> PluginError {
         let plugin = state.plugin().to_string();
         if state.cpu.exceeded {
-            return PluginError::CpuLimit {
+            return InvokeError::CpuLimit {
                 plugin,
                 limit: self.limits.cpu,
-            };
+            }
+            .into();
         }
         if state.memory.refused {
-            return PluginError::MemoryLimit {
+            return InvokeError::MemoryLimit {
                 plugin,
                 limit_bytes: self.limits.memory_bytes,
-            };
+            }
+            .into();
         }
-        let mut reason = match error.downcast_ref::<wasmtime::Trap>() {
-            Some(trap) => trap.to_string(),
-            None => format!("{error:#}"),
+        // A trap's error carries the wasm backtrace as context; the trap
+        // itself is what a person can act on.
+        let source = match error.downcast::<wasmtime::Trap>() {
+            Ok(trap) => trap.into(),
+            Err(other) => other.into(),
         };
-        let stderr = state.stderr_tail();
-        if !stderr.is_empty() {
-            reason = format!("{reason}; it wrote: {stderr}");
+        InvokeError::Trap {
+            plugin,
+            stderr: state.stderr_tail(),
+            source,
         }
-        PluginError::Trap { plugin, reason }
+        .into()
     }
 
     pub(crate) fn timeout_error(&self, state: &HostState) -> PluginError {
-        PluginError::WallClockTimeout {
+        InvokeError::WallClockTimeout {
             plugin: state.plugin().to_string(),
             limit: self.limits.wall_clock,
         }
+        .into()
     }
 
     async fn describe(&self, name: &str, pre: &Pre) -> Result<Describe, PluginError> {
@@ -227,27 +240,29 @@ impl Runtime {
         call: ToolUse,
     ) -> Result<ToolResult, PluginError> {
         let Pre::Tool(pre) = &plugin.pre else {
-            return Err(PluginError::WrongKind {
+            return Err(RegistryError::WrongKind {
                 plugin: plugin.manifest.name.clone(),
                 expected: "tool".into(),
                 actual: plugin.kind().to_string(),
-            });
+            }
+            .into());
         };
         if !plugin.tools().iter().any(|t| t.name == call.name) {
-            return Err(PluginError::UnknownTool(call.name));
+            return Err(RegistryError::UnknownTool(call.name).into());
         }
         match serde_json::from_str::<serde_json::Value>(&call.input) {
             Ok(serde_json::Value::Object(_)) => {}
             Ok(other) => {
-                return Err(PluginError::InvalidInput(format!(
+                return Err(InvokeError::InvalidInput(format!(
                     "the input must be a JSON object, not {}",
                     json_kind(&other)
-                )))
+                ))
+                .into())
             }
             Err(e) => {
-                return Err(PluginError::InvalidInput(format!(
-                    "the input is not valid JSON: {e}"
-                )))
+                return Err(
+                    InvokeError::InvalidInput(format!("the input is not valid JSON: {e}")).into(),
+                )
             }
         }
         let mut store = self.new_store(grants, ctx);
@@ -260,11 +275,12 @@ impl Runtime {
         };
         let size = output_bytes(&result);
         if size > self.limits.output_bytes {
-            return Err(PluginError::OutputTooLarge {
+            return Err(InvokeError::OutputTooLarge {
                 plugin: plugin.manifest.name.clone(),
                 actual_bytes: size,
                 limit_bytes: self.limits.output_bytes,
-            });
+            }
+            .into());
         }
         Ok(result)
     }
@@ -295,8 +311,8 @@ fn output_bytes(result: &ToolResult) -> usize {
     }
 }
 
-fn validate_specs(plugin: &str, specs: &[ToolSpec]) -> Result<(), PluginError> {
-    let bad = |reason: String| PluginError::BadDescription {
+fn validate_specs(plugin: &str, specs: &[ToolSpec]) -> Result<(), LoadError> {
+    let bad = |reason: String| LoadError::BadDescription {
         plugin: plugin.to_string(),
         reason,
     };
@@ -346,7 +362,7 @@ mod tests {
 
     fn reason(specs: &[ToolSpec]) -> String {
         match validate_specs("p", specs) {
-            Err(PluginError::BadDescription { reason, .. }) => reason,
+            Err(LoadError::BadDescription { reason, .. }) => reason,
             other => panic!("{other:?}"),
         }
     }

@@ -460,7 +460,7 @@ impl Actor {
             grants,
             self.call_context(false),
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.report())
     }
 
     async fn run_ended(&mut self, end: RunEnd) {

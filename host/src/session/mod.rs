@@ -28,7 +28,7 @@ pub use quota::{Permit, Quotas};
 use crate::config::AgentConfig;
 use crate::event::Event;
 use crate::llm::Providers;
-use crate::plugins::{PluginError, Registry};
+use crate::plugins::{Registry, RegistryError};
 use crate::sandbox::WarmPool;
 use crate::store::{Session, SessionStatus, Store, StoreError};
 
@@ -80,7 +80,7 @@ impl From<StoreError> for SessionError {
 fn check_policy(registry: &Registry, name: &str) -> Result<(), SessionError> {
     match registry.policy(name) {
         Ok(_) => Ok(()),
-        Err(PluginError::WrongKind { .. }) => Err(SessionError::NotAPolicy(name.into())),
+        Err(RegistryError::WrongKind { .. }) => Err(SessionError::NotAPolicy(name.into())),
         Err(_) => Err(SessionError::UnknownPolicy(name.into())),
     }
 }

@@ -24,7 +24,7 @@ use crate::plugins::bindings::current::policy::{Act, Context, Decision, PolicyEr
 use crate::plugins::bindings::current::tool::ToolError;
 use crate::plugins::bindings::current::types::HostError;
 use crate::plugins::bindings::current::types::{ContentPart, ToolSpec, ToolUse};
-use crate::plugins::{PluginError, PolicyInstance};
+use crate::plugins::{InvokeError, PluginError, PolicyInstance, RegistryError};
 use crate::store::StoreError;
 
 /// Requests from the actor to a run in progress.
@@ -147,7 +147,7 @@ impl Runner {
                 Err(e) => {
                     self.error(
                         crash_code(&e),
-                        &format!("policy `{}`: {e}", self.policy_name),
+                        &format!("policy `{}`: {}", self.policy_name, e.report()),
                     )
                     .await;
                     return Ok(RunEnd::Failed);
@@ -296,15 +296,16 @@ impl Runner {
                 (vec![StoredPart::text(format!("invalid input: {m}"))], true)
             }
             Ok(Err(ToolError::Failed(m))) => (vec![StoredPart::text(m)], true),
-            Err(PluginError::UnknownTool(name)) => (
+            Err(PluginError::Registry(RegistryError::UnknownTool(name))) => (
                 vec![StoredPart::text(format!("there is no tool named `{name}`"))],
                 true,
             ),
             Err(e) => {
-                self.error(crash_code(&e), &format!("tool `{}`: {e}", call.name))
+                let report = e.report();
+                self.error(crash_code(&e), &format!("tool `{}`: {report}", call.name))
                     .await;
                 (
-                    vec![StoredPart::text(format!("the tool failed: {e}"))],
+                    vec![StoredPart::text(format!("the tool failed: {report}"))],
                     true,
                 )
             }
@@ -372,9 +373,9 @@ fn policy_error_message(error: PolicyError) -> String {
 
 fn crash_code(e: &PluginError) -> &'static str {
     match e {
-        PluginError::WallClockTimeout { .. } => "plugin_timeout",
-        PluginError::MemoryLimit { .. } => "plugin_memory_limit",
-        PluginError::CpuLimit { .. } => "plugin_cpu_limit",
+        PluginError::Invoke(InvokeError::WallClockTimeout { .. }) => "plugin_timeout",
+        PluginError::Invoke(InvokeError::MemoryLimit { .. }) => "plugin_memory_limit",
+        PluginError::Invoke(InvokeError::CpuLimit { .. }) => "plugin_cpu_limit",
         _ => "plugin_crashed",
     }
 }

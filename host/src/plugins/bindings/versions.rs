@@ -12,7 +12,7 @@
 
 use semver::Version;
 
-use crate::plugins::PluginError;
+use crate::plugins::LoadError;
 
 /// The versions this host has bindings for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,8 +57,8 @@ fn compatible(a: &Version, b: &Version) -> bool {
 }
 
 /// The bindings that serve a component built against `found`.
-pub fn resolve(found: &str, allow_unreleased: bool) -> Result<WitVersion, PluginError> {
-    let unsupported = || PluginError::UnsupportedVersion {
+pub fn resolve(found: &str, allow_unreleased: bool) -> Result<WitVersion, LoadError> {
+    let unsupported = || LoadError::UnsupportedVersion {
         found: found.to_string(),
         supported: supported(),
     };
@@ -69,7 +69,7 @@ pub fn resolve(found: &str, allow_unreleased: bool) -> Result<WitVersion, Plugin
         .ok_or_else(unsupported)?;
     let unreleased = !entry.released || !version.pre.is_empty();
     if unreleased && !allow_unreleased {
-        return Err(PluginError::UnreleasedVersion(found.to_string()));
+        return Err(LoadError::UnreleasedVersion(found.to_string()));
     }
     Ok(entry.wit)
 }
@@ -86,7 +86,7 @@ mod tests {
         for bad in ["0.3.0", "1.0.0", "0.0.9", "latest", ""] {
             let err = resolve(bad, false).unwrap_err();
             assert!(
-                matches!(err, PluginError::UnsupportedVersion { .. }),
+                matches!(err, LoadError::UnsupportedVersion { .. }),
                 "{bad}: {err}"
             );
             assert!(err.to_string().contains("0.1.x, 0.2.x"), "{err}");
@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn a_version_in_development_needs_the_flag() {
         let err = resolve("0.2.1-dev", false).unwrap_err();
-        assert!(matches!(err, PluginError::UnreleasedVersion(_)), "{err}");
+        assert!(matches!(err, LoadError::UnreleasedVersion(_)), "{err}");
         assert_eq!(resolve("0.2.1-dev", true).unwrap(), WitVersion::V0_2);
     }
 }

@@ -1,0 +1,13 @@
+//! The one way the plugin runtime replaces a file it owns.
+
+use std::path::Path;
+
+/// Writes `bytes` beside `path` and renames it over `path`, so a reader (or
+/// a host that crashed mid-write) sees the old file or the new one, never a
+/// torn one. The temporary name carries the process id: two hosts sharing a
+/// data directory never write the same temporary file.
+pub(crate) fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
