@@ -2,7 +2,8 @@
 //! shared compiled cache, and in-memory capability backends.
 //!
 //! The doubles here stand in for the sandbox only in the plugin-runtime
-//! tests; the sandbox tests run the same components on a real desktop.
+//! and capability tests; the sandbox tests run the same components on a
+//! real desktop.
 
 pub mod mock_llm;
 pub mod server;
