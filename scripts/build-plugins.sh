@@ -9,8 +9,12 @@ cd "$(dirname "$0")/.."
 mkdir -p "$DIST_DIR"
 
 step "Rust components (wasm32-wasip2)"
-cargo build --quiet --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
-out="${CARGO_TARGET_DIR:-plugins/target}/wasm32-wasip2/release"
+# Into the directory the tests crate's build script (tests/build.rs) uses,
+# so the guests are compiled once for both.
+guests="${CARGO_TARGET_DIR:-$PWD/target}/wasm-guests"
+CARGO_TARGET_DIR=$guests cargo build --quiet --release --locked --target wasm32-wasip2 \
+  --manifest-path plugins/Cargo.toml
+out="$guests/wasm32-wasip2/release"
 for crate in computer bash editor scripted-policy anthropic-policy openai-policy \
   testing/misbehaving-tool testing/v0-1-tool testing/v0-1-policy; do
   name=$(basename "$crate")

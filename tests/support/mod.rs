@@ -25,24 +25,48 @@ use agenthost::plugins::bindings::current::{
 use agenthost::plugins::{EffectiveGrants, Limits, LoadedPlugin, Manifest, Runtime, RuntimeConfig};
 use async_trait::async_trait;
 
-/// `dist/plugins`, built by `scripts/build-plugins.sh`.
-pub fn plugins_dir() -> PathBuf {
-    let dir = std::env::var_os("AGENTHOST_PLUGINS_DIR")
+/// `dist/plugins`, built by `scripts/build-plugins.sh`: where the Python
+/// and JavaScript examples come from.
+fn examples_dir() -> PathBuf {
+    std::env::var_os("AGENTHOST_PLUGINS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/plugins"));
-    assert!(
-        dir.join("bash.wasm").is_file(),
-        "built components not found in {}: run scripts/build-plugins.sh first",
-        dir.display()
-    );
-    dir
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/plugins"))
 }
 
-/// A built component's bytes and manifest.
+/// The crate directory of a Rust guest, if `name` is one.
+fn rust_guest(name: &str) -> Option<PathBuf> {
+    let src = PathBuf::from(env!("AGENTHOST_GUESTS_SRC"));
+    [src.join(name), src.join("testing").join(name)]
+        .into_iter()
+        .find(|dir| dir.join("Cargo.toml").is_file())
+}
+
+/// A built component's bytes and manifest. Rust guests come from this
+/// crate's build script (always current); the Python and JavaScript
+/// examples from `dist/plugins`.
 pub fn component(name: &str) -> (Vec<u8>, Manifest) {
-    let dir = plugins_dir();
-    let bytes = std::fs::read(dir.join(format!("{name}.wasm"))).expect("component file");
-    let manifest = Manifest::load(&dir.join(format!("{name}.toml"))).expect("component manifest");
+    let (wasm, manifest) = match rust_guest(name) {
+        Some(dir) => (
+            PathBuf::from(env!("AGENTHOST_GUESTS_DIR"))
+                .join(format!("{}.wasm", name.replace('-', "_"))),
+            dir.join("plugin.toml"),
+        ),
+        None => {
+            let dir = examples_dir();
+            (
+                dir.join(format!("{name}.wasm")),
+                dir.join(format!("{name}.toml")),
+            )
+        }
+    };
+    let bytes = std::fs::read(&wasm).unwrap_or_else(|e| {
+        panic!(
+            "component {}: {e} (the Python and JavaScript examples are built by \
+             scripts/build-plugins.sh)",
+            wasm.display()
+        )
+    });
+    let manifest = Manifest::load(&manifest).expect("component manifest");
     (bytes, manifest)
 }
 
