@@ -3,9 +3,23 @@
 
 use agenthost_tests::mock_llm::{MockLlm, Reply};
 use agenthost_tests::server::{stored, unique, user_message, Db, TestHost};
+use std::sync::Arc;
+
 use serde_json::{json, Value};
+use tokio::sync::{Notify, Semaphore};
 
 const SECRET: &str = "sk-test-SECRET-0123456789";
+
+/// A host whose Anthropic provider is a local mock answering from `script`.
+async fn with_claude(script: Vec<Reply>) -> (MockLlm, TestHost) {
+    let (mock, addr) = MockLlm::start(script).await;
+    let host = TestHost::start_with(Db::Sqlite, |c| {
+        c.llm.anthropic.api_key = Some(SECRET.to_string().into());
+        c.llm.anthropic.base_url = format!("http://{addr}");
+    })
+    .await;
+    (mock, host)
+}
 
 fn deltas(frames: &[Value]) -> String {
     frames
@@ -17,16 +31,11 @@ fn deltas(frames: &[Value]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn claude_computer_use_through_the_anthropic_wire_format() {
-    let (mock, addr) = MockLlm::start(vec![
+    let (mock, host) = with_claude(vec![
         Reply::Status { status: 529, retry_after: Some("0"), body: json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}) },
         Reply::Tool { text: Some("Let me look."), id: "toolu_01", name: "computer", input: vec!["{\"action\":", " \"screenshot\"}"] },
         Reply::Text(vec!["The desk", "top is ", "ready."]),
     ])
-    .await;
-    let host = TestHost::start_with(Db::Sqlite, |c| {
-        c.llm.anthropic.api_key = Some(SECRET.to_string().into());
-        c.llm.anthropic.base_url = format!("http://{addr}");
-    })
     .await;
     let token = host.token(&unique("gina")).await;
     let session = host.create_session(&token, json!({})).await;
@@ -200,15 +209,10 @@ async fn tool_calling_through_the_openai_wire_format() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_provider_error_is_an_event_and_the_session_stays_resumable() {
-    let (_mock, addr) = MockLlm::start(vec![
+    let (_mock, host) = with_claude(vec![
         Reply::Status { status: 400, retry_after: None, body: json!({"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long"}}) },
         Reply::Text(vec!["recovered"]),
     ])
-    .await;
-    let host = TestHost::start_with(Db::Sqlite, |c| {
-        c.llm.anthropic.api_key = Some(SECRET.to_string().into());
-        c.llm.anthropic.base_url = format!("http://{addr}");
-    })
     .await;
     let token = host.token("ivan").await;
     let (_, mut ws) = host.open_chat(&token).await;
@@ -230,5 +234,99 @@ async fn a_provider_error_is_an_event_and_the_session_stays_resumable() {
     ws.send(user_message("try again")).await;
     let frames = ws.until_status("idle").await;
     assert_eq!(deltas(&frames), "recovered");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extended_thinking_is_shown_and_goes_back_signed_with_its_turn() {
+    let (mock, host) = with_claude(vec![
+        Reply::Thinking {
+            text: vec!["The user wants the screen; ", "take a screenshot."],
+            signature: "sig-abc",
+            redacted: Some("ENCRYPTED"),
+            then: Box::new(Reply::Tool {
+                text: None,
+                id: "toolu_7",
+                name: "computer",
+                input: vec!["{\"action\": \"screenshot\"}"],
+            }),
+        },
+        Reply::Text(vec!["A desktop."]),
+    ])
+    .await;
+    let token = host.token(&unique("hana")).await;
+    let (_, mut ws) = host.open_chat(&token).await;
+    ws.send(user_message("What is on the screen?")).await;
+    let frames = ws.until_status("idle").await;
+
+    // Stored as the reply arrived: before the turn's tool call.
+    let events = stored(&frames);
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let at = |kind: &str| kinds.iter().position(|k| *k == kind).unwrap();
+    assert!(at("thinking") < at("provider_part") && at("provider_part") < at("tool_call"));
+    let thinking = &events[at("thinking")]["payload"];
+    assert_eq!(
+        thinking["text"],
+        "The user wants the screen; take a screenshot."
+    );
+    assert_eq!(thinking["signature"], "sig-abc");
+    assert_eq!(events[at("thinking")]["source"], "agent");
+
+    // The next request carries the signed block and the redacted one back,
+    // first in the assistant turn, unchanged.
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    let assistant = &requests[1].body["messages"][1];
+    assert_eq!(assistant["role"], "assistant");
+    let content = assistant["content"].as_array().unwrap();
+    assert_eq!(
+        content[0],
+        json!({"type": "thinking", "thinking": "The user wants the screen; take a screenshot.", "signature": "sig-abc"})
+    );
+    assert_eq!(
+        content[1],
+        json!({"type": "redacted_thinking", "data": "ENCRYPTED"})
+    );
+    assert_eq!(content[2]["type"], "tool_use");
+    assert_eq!(content[2]["id"], "toolu_7");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_sent_during_a_step_reaches_the_model_in_the_same_run() {
+    let entered = Arc::new(Notify::new());
+    let release = Arc::new(Semaphore::new(0));
+    let (mock, host) = with_claude(vec![
+        Reply::Held {
+            entered: entered.clone(),
+            release: release.clone(),
+            then: Box::new(Reply::Tool {
+                text: None,
+                id: "toolu_1",
+                name: "bash",
+                input: vec!["{\"command\": \"echo hi\"}"],
+            }),
+        },
+        Reply::Text(vec!["Noted."]),
+    ])
+    .await;
+    let token = host.token(&unique("ines")).await;
+    let (_, mut ws) = host.open_chat(&token).await;
+    ws.send(user_message("say hi in the shell")).await;
+    // The model is thinking about the first message; the person adds one.
+    entered.notified().await;
+    ws.send(user_message("and use lowercase")).await;
+    ws.until(|f| f["kind"] == "user_message" && f["payload"]["text"] == "and use lowercase")
+        .await;
+    release.add_permits(1);
+    ws.until_status("idle").await;
+
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2, "one run, two steps");
+    let sent = requests[1].body["messages"].to_string();
+    assert!(
+        sent.contains("and use lowercase"),
+        "the second step's history has the message sent during the first: {sent}"
+    );
     host.stop().await;
 }

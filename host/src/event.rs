@@ -53,6 +53,28 @@ pub struct Text {
     pub text: String,
 }
 
+/// The model's reasoning before it answered (Claude's extended thinking).
+/// Shown to the person, and passed back to the model with the turn it
+/// belongs to: a signed block must return unchanged for tool use to go on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Thinking {
+    pub text: String,
+    /// The provider's signature over the text; a block without one is not
+    /// sent back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// A block of a model's reply that only its provider reads (Claude's
+/// redacted thinking), kept to be sent back to that provider unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProviderPart {
+    /// Which provider's block this is (`anthropic`).
+    pub provider: String,
+    /// The block as that provider sent it.
+    pub data: String,
+}
+
 /// A tool call the policy decided on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ToolCall {
@@ -209,6 +231,10 @@ event_kinds! {
     AssistantDelta(Text) = "assistant_delta",
     /// The assistant's whole message.
     AssistantMessage(Text) = "assistant_message",
+    /// The model's reasoning, stored when its reply arrives.
+    Thinking(Thinking) = "thinking",
+    /// A reply block only its provider reads, kept to send back.
+    ProviderPart(ProviderPart) = "provider_part",
     ToolCall(ToolCall) = "tool_call",
     ToolResult(ToolResult) = "tool_result",
     StateChanged(StateChanged) = "state_changed",
@@ -379,6 +405,18 @@ mod tests {
                 ],
                 is_error: false,
                 duration_ms: 7,
+            }),
+            EventBody::Thinking(Thinking {
+                text: "look first".into(),
+                signature: Some("sig".into()),
+            }),
+            EventBody::Thinking(Thinking {
+                text: "unsigned".into(),
+                signature: None,
+            }),
+            EventBody::ProviderPart(ProviderPart {
+                provider: "anthropic".into(),
+                data: r#"{"type":"redacted_thinking","data":"x"}"#.into(),
             }),
             EventBody::state_changed(SessionStatus::Paused, "host restarted"),
             EventBody::error("x", "y"),

@@ -27,6 +27,22 @@ pub enum Reply {
         name: &'static str,
         input: Vec<&'static str>,
     },
+    /// Extended thinking (streamed, then signed) and optionally a redacted
+    /// thinking block, before another reply. Anthropic only.
+    Thinking {
+        text: Vec<&'static str>,
+        signature: &'static str,
+        redacted: Option<&'static str>,
+        then: Box<Reply>,
+    },
+    /// Another reply, held until the test lets it go: `entered` is
+    /// notified when the request has arrived, one permit of `release`
+    /// sends the answer.
+    Held {
+        entered: Arc<tokio::sync::Notify>,
+        release: Arc<tokio::sync::Semaphore>,
+        then: Box<Reply>,
+    },
     /// An HTTP error with an optional `retry-after` header.
     Status {
         status: u16,
@@ -112,7 +128,17 @@ async fn anthropic(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let reply = mock.next("/v1/messages", headers, body);
+    let mut reply = mock.next("/v1/messages", headers, body);
+    if let Reply::Held {
+        entered,
+        release,
+        then,
+    } = reply
+    {
+        entered.notify_one();
+        let _permit = release.acquire().await.expect("the gate stays open");
+        reply = *then;
+    }
     let start = json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-test",
         "usage": {"input_tokens": 120, "output_tokens": 1, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20}}});
     let mut events = vec![
@@ -120,6 +146,35 @@ async fn anthropic(
         (Some("ping"), json!({"type": "ping"})),
     ];
     let mut index = 0;
+    let reply = match reply {
+        Reply::Thinking {
+            text,
+            signature,
+            redacted,
+            then,
+        } => {
+            events.push((Some("content_block_start"), json!({"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
+            for p in text {
+                events.push((Some("content_block_delta"), json!({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": p}})));
+            }
+            events.push((Some("content_block_delta"), json!({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": signature}})));
+            events.push((
+                Some("content_block_stop"),
+                json!({"type": "content_block_stop", "index": index}),
+            ));
+            index += 1;
+            if let Some(data) = redacted {
+                events.push((Some("content_block_start"), json!({"type": "content_block_start", "index": index, "content_block": {"type": "redacted_thinking", "data": data}})));
+                events.push((
+                    Some("content_block_stop"),
+                    json!({"type": "content_block_stop", "index": index}),
+                ));
+                index += 1;
+            }
+            *then
+        }
+        other => other,
+    };
     let mut text_block = |events: &mut Vec<(Option<&str>, Value)>, pieces: &[&str]| {
         events.push((Some("content_block_start"), json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})));
         for p in pieces {
@@ -132,6 +187,9 @@ async fn anthropic(
         index += 1;
     };
     let stop = match reply {
+        Reply::Thinking { .. } | Reply::Held { .. } => {
+            unreachable!("Held wraps Thinking, which wraps the rest")
+        }
         Reply::Status {
             status,
             retry_after,
@@ -180,6 +238,9 @@ async fn openai(
     };
     let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
     let finish = match reply {
+        Reply::Thinking { .. } | Reply::Held { .. } => {
+            unimplemented!("the mock streams thinking and holds replies as Anthropic only")
+        }
         Reply::Status {
             status,
             retry_after,

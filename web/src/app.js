@@ -282,6 +282,14 @@ function handleFrame(frame) {
       append(el("li", { class: "turn agent", "data-kind": "assistant_message" }, bubble), frame);
       break;
     }
+    case "thinking":
+      // The model's reasoning, folded away; plain text, as model output is.
+      append(el("li", { class: "turn agent", "data-kind": "thinking" },
+        el("details", { class: "thinking" }, el("summary", {}, "Thinking"), el("div", { class: "thinking-text" }, p.text))), frame);
+      break;
+    case "provider_part":
+      // A block only the model's provider reads: stored to send back, nothing to show.
+      break;
     case "tool_call":
       addStep(frame);
       break;

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use crate::event::{Event, EventBody, StoredPart};
-use crate::plugins::bindings::current::llm::{Message, MessagePart, Role};
+use crate::plugins::bindings::current::llm::{self, Message, MessagePart, Role};
 use crate::plugins::bindings::current::types::{ContentPart, Image, ToolResult, ToolUse};
 
 pub fn messages(events: &[Event]) -> Vec<Message> {
@@ -19,6 +19,22 @@ pub fn messages(events: &[Event]) -> Vec<Message> {
         let (role, part) = match &e.body {
             EventBody::UserMessage(t) => (Role::User, MessagePart::Text(t.text.clone())),
             EventBody::AssistantMessage(t) => (Role::Assistant, MessagePart::Text(t.text.clone())),
+            // Stored as the reply arrived, so before that turn's text and
+            // calls: the order the provider wants them back in.
+            EventBody::Thinking(t) => (
+                Role::Assistant,
+                MessagePart::Thinking(llm::Thinking {
+                    text: t.text.clone(),
+                    signature: t.signature.clone(),
+                }),
+            ),
+            EventBody::ProviderPart(p) => (
+                Role::Assistant,
+                MessagePart::Opaque(llm::Opaque {
+                    provider: p.provider.clone(),
+                    data: p.data.clone(),
+                }),
+            ),
             EventBody::ToolCall(c) => {
                 calls.insert(&c.id);
                 (
@@ -171,6 +187,34 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn reasoning_goes_back_first_in_the_turn_it_came_with() {
+        let log = events(vec![
+            EventBody::user_message("look"),
+            EventBody::Thinking(crate::event::Thinking {
+                text: "screenshot first".into(),
+                signature: Some("sig".into()),
+            }),
+            EventBody::ProviderPart(crate::event::ProviderPart {
+                provider: "anthropic".into(),
+                data: "{}".into(),
+            }),
+            EventBody::assistant_message("looking"),
+            call("c1"),
+            result("c1"),
+        ]);
+        let m = messages(&log);
+        assert_eq!(
+            shape(&m),
+            vec![(Role::User, 1), (Role::Assistant, 4), (Role::User, 1)]
+        );
+        assert!(
+            matches!(&m[1].parts[0], MessagePart::Thinking(t) if t.signature.as_deref() == Some("sig"))
+        );
+        assert!(matches!(&m[1].parts[1], MessagePart::Opaque(o) if o.provider == "anthropic"));
+        assert!(matches!(&m[1].parts[3], MessagePart::ToolUse(_)));
     }
 
     #[test]

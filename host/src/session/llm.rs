@@ -1,6 +1,13 @@
 //! The `llm` capability as one session sees it: the host's providers, with
 //! text streamed live to the session's clients, every call's usage stored
 //! as an event, and the session's token budget enforced before each call.
+//!
+//! The model's reasoning (and blocks only its provider reads) is stored
+//! here, as the reply arrives, rather than by the policy: the policy's
+//! decision carries text and tool calls only, and the host is the one
+//! party that sees every reply. The history then hands those parts back
+//! with the assistant turn they came with, which is what lets Claude go on
+//! using tools with extended thinking on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,9 +16,9 @@ use async_trait::async_trait;
 
 use super::log::EventLog;
 use crate::capabilities::{ImageStore, LlmBackend};
-use crate::event::{EventBody, Source, Usage};
+use crate::event::{EventBody, ProviderPart, Source, Thinking, Usage};
 use crate::llm::{DeltaSink, ImageSource, Providers};
-use crate::plugins::bindings::current::llm::{Request, Response};
+use crate::plugins::bindings::current::llm::{MessagePart, Request, Response};
 use crate::plugins::bindings::current::types::HostError;
 use crate::store::Store;
 
@@ -102,6 +109,23 @@ impl LlmBackend for SessionLlm {
             )
             .await
             .map_err(|e| HostError::Failed(e.to_string()))?;
+        for part in &response.parts {
+            let body = match part {
+                MessagePart::Thinking(t) => EventBody::Thinking(Thinking {
+                    text: t.text.clone(),
+                    signature: t.signature.clone(),
+                }),
+                MessagePart::Opaque(o) => EventBody::ProviderPart(ProviderPart {
+                    provider: o.provider.clone(),
+                    data: o.data.clone(),
+                }),
+                _ => continue,
+            };
+            self.log
+                .append(Source::Agent, body)
+                .await
+                .map_err(|e| HostError::Failed(e.to_string()))?;
+        }
         let usage = EventBody::Usage(Usage {
             input_tokens: u.input_tokens,
             output_tokens: u.output_tokens,

@@ -217,13 +217,34 @@ impl Runner {
 
     /// Appends events stored by others since the last one seen; true if a
     /// user message was among them.
+    /// Brings the run's copy of the log up to date; true if a user message
+    /// was among what it missed. Seqs are gapless from 1, so a gap in the
+    /// copy is an event another writer appended while this run was busy
+    /// (the llm capability's thinking and usage, a message the person sent
+    /// during a step): the log is read again from the first gap and the
+    /// missing events slotted in by seq, never skipped.
     async fn catch_up(&self, events: &mut Vec<Event>) -> Result<bool, StoreError> {
-        let last = events.last().map_or(0, |e| e.seq);
-        let new = self.log.after(last).await?;
-        let user = new
+        let held = events
+            .iter()
+            .zip(1..)
+            .take_while(|(e, n)| e.seq == *n)
+            .count();
+        let missing: Vec<Event> = self
+            .log
+            .after(held as i64)
+            .await?
+            .into_iter()
+            .filter(|e| {
+                events[held..]
+                    .binary_search_by_key(&e.seq, |h| h.seq)
+                    .is_err()
+            })
+            .collect();
+        let user = missing
             .iter()
             .any(|e| matches!(e.body, EventBody::UserMessage(_)));
-        events.extend(new);
+        events.extend(missing);
+        events.sort_by_key(|e| e.seq);
         Ok(user)
     }
 
