@@ -337,10 +337,23 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     ws.send(json!({"type": "ping"})).await;
     assert_eq!(ws.next().await.unwrap()["kind"], "pong");
 
-    // Finish the session; a message to it is refused.
+    // Finish the session; resuming it is refused, a follow-up starts a
+    // new run over the whole history.
     ws.send(user_message("done")).await;
     ws.until_status("finished").await;
     let (status, body) = host
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{id}/resume"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("invalid_state"))
+    );
+    let (status, _) = host
         .call(
             "POST",
             &format!("/api/v1/sessions/{id}/messages"),
@@ -348,9 +361,13 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
             Some(json!({"text": "more"})),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("session_finished"))
+    assert_eq!(status, 202, "a finished session takes a follow-up");
+    let frames = ws.until_status("idle").await;
+    assert!(
+        stored(&frames)
+            .iter()
+            .any(|e| e["kind"] == "user_message" && e["payload"]["text"] == "more"),
+        "{frames:?}"
     );
 
     // Nothing stored was lost or added by the bad input.

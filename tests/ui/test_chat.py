@@ -1,6 +1,7 @@
 """The chat page in headless Chromium against a real host."""
 
 import json
+import re
 
 from playwright.sync_api import expect
 
@@ -120,6 +121,22 @@ def test_reload_and_reconnect_keep_every_event_exactly_once(page):
     after = seqs(page)
     assert after == list(range(1, len(after) + 1)), after
     expect(page.locator('.step[data-tool="bash"] .step-result').last).to_contain_text("two")
+
+
+def test_a_finished_session_takes_a_follow_up(page):
+    new_session(page)
+    send(page, "done")
+    expect(page.locator("#status")).to_have_text("finished", timeout=60_000)
+    # The composer stays open and says what a message does now.
+    expect(page.locator("#input")).to_be_enabled()
+    expect(page.locator("#input")).to_have_attribute("placeholder", re.compile("follow-up"))
+    send(page, "run `echo follow-up-ran`")
+    expect(page.locator('.step[data-tool="bash"] .step-result').last).to_contain_text(
+        "follow-up-ran", timeout=60_000
+    )
+    expect(page.locator("#status")).to_have_text("idle", timeout=60_000)
+    # The follow-up brought a desktop back to the live view.
+    expect(page.locator("#desktop-state")).to_have_text("live", timeout=60_000)
 
 
 def test_the_policy_picker_switches_the_policy(page):

@@ -27,6 +27,8 @@ const state = {
   streaming: null, // the <li> of the assistant message being streamed
   steps: new Map(), // tool_use_id -> step element
   rfb: null,
+  connecting: false, // a live-view ticket is being fetched
+  replayedUpTo: 0, // the session's last seq when it was opened
   userControl: false,
   ready: false, // sessions and policies loaded
 };
@@ -172,6 +174,8 @@ async function openSession(id) {
     return;
   }
   history.replaceState(null, "", `#${id}`);
+  // Frames up to here are history being replayed, not news.
+  state.replayedUpTo = state.current.last_seq ?? 0;
   renderHeader();
   renderSessions();
   document.body.classList.remove("show-sidebar");
@@ -195,12 +199,12 @@ function renderHeader() {
   $("resume").disabled = !(status === "paused" || status === "error");
   $("stop").disabled = !(status === "running" || status === "paused");
   // Nothing to send to until a session is open.
-  $("send").disabled = !s || status === "finished";
-  $("input").disabled = !s || status === "finished";
+  $("send").disabled = !s;
+  $("input").disabled = !s;
   $("input").placeholder = !s
     ? "Start a session with + New."
     : status === "finished"
-      ? "This session is finished; start a new one."
+      ? "The agent finished. Ask a follow-up… (Enter to send)"
       : "Ask the agent… (Enter to send, Shift+Enter for a new line)";
   const picker = $("policy-picker");
   if (s && picker.value !== s.policy) picker.value = s.policy;
@@ -303,6 +307,10 @@ function handleFrame(frame) {
       if (p.status !== "running") {
         state.streaming?.remove();
         state.streaming = null;
+      } else if (frame.seq > state.replayedUpTo && !state.rfb && !state.connecting) {
+        // Live, not replayed: a follow-up to a finished session has its
+        // desktop back.
+        connectDesktop();
       }
       systemLine(`${statusText(p.status)}${p.reason ? ` — ${p.reason}` : ""}`, p.status === "error" ? "error" : "info", frame);
       break;
@@ -427,16 +435,21 @@ $("input").addEventListener("keydown", (ev) => {
 
 async function connectDesktop(retried = false) {
   disconnectDesktop();
+  // A finished session's desktop has been released; a follow-up brings
+  // one back (see the state_changed case).
   if (!state.current || state.current.status === "finished") return;
   const sessionId = state.current.id;
   $("desktop-state").textContent = "connecting…";
   let ticket;
+  state.connecting = true;
   try {
     ticket = await api("POST", `/sessions/${sessionId}/live`);
   } catch (e) {
     $("desktop-state").textContent = "unavailable";
     reportError(e);
     return;
+  } finally {
+    state.connecting = false;
   }
   if (state.current?.id !== sessionId) return;
   const scheme = location.protocol === "https:" ? "wss" : "ws";

@@ -127,7 +127,6 @@ impl From<SessionError> for ApiError {
         let message = e.to_string();
         match e {
             SessionError::NotFound => Self::not_found("session"),
-            SessionError::Finished => Self::new(StatusCode::CONFLICT, "session_finished", message),
             SessionError::InvalidState(_) => {
                 Self::new(StatusCode::CONFLICT, "invalid_state", message)
             }
@@ -244,7 +243,6 @@ mod tests {
     fn session_errors_map_to_statuses_and_stable_codes() {
         let cases = [
             (SessionError::NotFound, 404, "not_found"),
-            (SessionError::Finished, 409, "session_finished"),
             (SessionError::InvalidState("x".into()), 409, "invalid_state"),
             (
                 SessionError::UnknownPolicy("p".into()),

@@ -191,7 +191,9 @@ impl Actor {
                         "the session is already running".into(),
                     )),
                     SessionStatus::Paused | SessionStatus::Error => self.start(task).await,
-                    SessionStatus::Finished => Err(SessionError::Finished),
+                    SessionStatus::Finished => Err(SessionError::InvalidState(
+                        "the session is finished: send a message to ask a follow-up".into(),
+                    )),
                     s => Err(SessionError::InvalidState(format!(
                         "the session is {}: send a message to start it",
                         s.as_str()
@@ -327,9 +329,8 @@ impl Actor {
         if text.trim().is_empty() {
             return Err(SessionError::EmptyMessage);
         }
-        if self.session.status == SessionStatus::Finished {
-            return Err(SessionError::Finished);
-        }
+        // A finished session takes a follow-up: a new run over the whole
+        // history, like a message to an idle one.
         // Everything that could refuse the run is settled before the
         // message is stored: a refused message is not kept half-handled.
         let run_permit = match task {
@@ -528,9 +529,6 @@ impl Actor {
 
     async fn switch_policy(&mut self, name: String, running: bool) -> Result<(), SessionError> {
         super::check_policy(&self.shared.registry, &name)?;
-        if self.session.status == SessionStatus::Finished {
-            return Err(SessionError::Finished);
-        }
         if running {
             self.control.request_switch(name.clone());
             self.state.send_modify(|s| s.pending_policy = Some(name));
@@ -567,9 +565,6 @@ impl Actor {
     }
 
     async fn take_over(&mut self, task: &mut Option<RunTask>) -> Result<(), SessionError> {
-        if self.session.status == SessionStatus::Finished {
-            return Err(SessionError::Finished);
-        }
         if self.state.borrow().user_control {
             return Ok(());
         }

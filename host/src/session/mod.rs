@@ -36,8 +36,6 @@ use crate::store::{Session, SessionStatus, Store, StoreError};
 pub enum SessionError {
     #[error("session not found")]
     NotFound,
-    #[error("the session is finished; start a new session to continue")]
-    Finished,
     #[error("{0}")]
     InvalidState(String),
     #[error("no policy named `{0}` is installed")]
