@@ -13,7 +13,7 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 docker info >/dev/null 2>&1 || { echo "error: Docker is not running (scripts/setup.sh starts it)" >&2; exit 1; }
 
 # The image is labelled with a hash of its inputs; same hash, nothing to do.
-inputs=$(cat Dockerfile entrypoint.sh execd.py | sha256sum | cut -c1-16)
+inputs=$(find Dockerfile entrypoint.sh execd.py desktop -type f | sort | xargs cat | sha256sum | cut -c1-16)
 current=$(docker image inspect -f '{{ index .Config.Labels "agenthost.inputs" }}' "$IMAGE" 2>/dev/null || true)
 if [ "$current" = "$inputs" ]; then
   echo "sandbox image $IMAGE is up to date"

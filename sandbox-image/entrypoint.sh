@@ -35,6 +35,34 @@ xvnc=$!
 
 for _ in $(seq 1 200); do [ -S /tmp/.X11-unix/X1 ] && break; sleep 0.01; done
 as_agent openbox >/tmp/openbox.log 2>&1 &
+# A plain background and the panel: what the model's first screenshot shows.
+as_agent xsetroot -solid '#3b5b7a' || true
+# The panel goes up once openbox manages the screen (tint2 started before
+# the window manager waits about a second to try again; after it, about
+# 50 ms), and the exec service (so readiness) waits for it, watching the
+# work area shrink by the panel's strip: up to 5 s (a busy machine slows
+# openbox down; a desktop is more use ready without its panel than late),
+# after which the panel is started anyway and readiness no longer waits for
+# it. xprop -spy reports each change, so nothing polls.
+screen_height=${geometry#*x}
+exec {workarea}< <(exec timeout 5 xprop -display :1 -root -spy _NET_WORKAREA 2>/dev/null)
+spy=$!
+panel=
+while read -r line <&"$workarea"; do
+  # "_NET_WORKAREA(CARDINAL) = x, y, width, height, ...", once openbox set it.
+  height=$(sed -n 's/^[^=]*= *[0-9]*, *[0-9]*, *[0-9]*, *\([0-9]*\).*/\1/p' <<<"$line")
+  [ -n "$height" ] || continue
+  if [ -z "$panel" ]; then
+    as_agent tint2 -c /etc/xdg/tint2/tint2rc >/tmp/tint2.log 2>&1 &
+    panel=1
+  fi
+  [ "$height" -lt "$screen_height" ] && break
+done
+exec {workarea}<&-
+kill "$spy" 2>/dev/null || true
+if [ -z "$panel" ]; then
+  as_agent tint2 -c /etc/xdg/tint2/tint2rc >/tmp/tint2.log 2>&1 &
+fi
 AGENTHOST_EXEC_SECRET=$exec_secret as_agent python3 /opt/agenthost/execd.py >/tmp/execd.log 2>&1 &
 execd=$!
 unset exec_secret

@@ -381,8 +381,9 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
         .await;
     let all = page["events"].as_array().unwrap();
     let kinds: Vec<&str> = all.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    // "done": the message, running, the closing text, finished.
-    assert_eq!(all.len(), before + 4, "{kinds:?}");
+    // "done": the message, running, the closing text, finished; the
+    // follow-up "more": the message, running, the reply, idle.
+    assert_eq!(all.len(), before + 8, "{kinds:?}");
     assert!(!kinds.contains(&"error"), "{kinds:?}");
     host.stop().await;
 }

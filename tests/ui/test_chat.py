@@ -10,7 +10,9 @@ def new_session(page):
     before = page.locator("#sessions li").count()
     previous = page.evaluate("() => window.agenthost.current?.id ?? null")
     page.click("#new-session")
-    expect(page.locator("#sessions li")).to_have_count(before + 1)
+    # A create with no warm desktop left boots one; on 2 busy cores (the
+    # host, Chromium, the pool refilling) that can take several seconds.
+    expect(page.locator("#sessions li")).to_have_count(before + 1, timeout=30_000)
     # Open means loaded and streaming: the page has the session and its
     # socket has delivered the snapshot.
     page.wait_for_function(
@@ -62,6 +64,35 @@ def test_a_message_runs_tool_steps_with_screenshots(page):
     expect(page.locator("#image-dialog")).to_be_hidden()
     # The session got its title from the message.
     expect(page.locator("#session-title")).to_contain_text("run `echo hello-ui`")
+
+
+def test_the_first_screenshot_shows_the_panel(page):
+    new_session(page)
+    send(page, "take a screenshot")
+    thumb = page.locator('.step[data-tool="computer"] img.thumb').first
+    expect(thumb).to_be_visible(timeout=60_000)
+    page.wait_for_function("img => img.naturalWidth > 0", arg=thumb.element_handle())
+    # Distinct colours in a band of rows of the stored screenshot.
+    bands = page.evaluate(
+        """img => {
+            const c = document.createElement('canvas');
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const g = c.getContext('2d');
+            g.drawImage(img, 0, 0);
+            const colours = (y0, y1) => {
+                const d = g.getImageData(0, y0, c.width, y1 - y0).data;
+                const seen = new Set();
+                for (let i = 0; i < d.length; i += 4) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+                return seen.size;
+            };
+            return {top: colours(0, 100), panel: colours(c.height - 34, c.height - 2)};
+        }""",
+        thumb.element_handle(),
+    )
+    # A plain background above, not one flat colour overall: the panel's
+    # launchers and clock along the bottom.
+    assert bands["top"] == 1, bands
+    assert bands["panel"] > 20, bands
 
 
 def test_the_live_view_shows_the_desktop(page):
