@@ -31,11 +31,15 @@ def send(page, text):
 
 def wait_idle_after(page, count):
     """Waits until the chat holds more than `count` stored events and the
-    session is idle again."""
+    run they started has ended: a stored `idle` after them (the status
+    badge alone still reads `idle` in the moment before the run starts)."""
     page.wait_for_function(
-        "n => document.querySelectorAll('#messages [data-seq]').length > n", arg=count
+        """n => [...document.querySelectorAll('#messages [data-kind="state_changed"]')]
+            .some(e => Number(e.dataset.seq) > n && e.textContent.startsWith('Ready'))""",
+        arg=count,
+        timeout=60_000,
     )
-    expect(page.locator("#status")).to_have_text("idle", timeout=60_000)
+    expect(page.locator("#status")).to_have_text("idle")
 
 
 def seqs(page):
@@ -168,6 +172,19 @@ def test_a_finished_session_takes_a_follow_up(page):
     expect(page.locator("#status")).to_have_text("idle", timeout=60_000)
     # The follow-up brought a desktop back to the live view.
     expect(page.locator("#desktop-state")).to_have_text("live", timeout=60_000)
+
+
+def test_icons_are_drawn_not_font_glyphs(page):
+    new_session(page)
+    row = page.locator("#sessions li.selected")
+    for name in ["pencil", "trash"]:
+        svg = row.locator(f'svg[data-icon="{name}"]')
+        expect(svg).to_be_visible()
+        box = svg.bounding_box()
+        assert box and box["width"] >= 12 and box["height"] >= 12, (name, box)
+    # No button's label is a pictograph a font may lack.
+    labels = page.eval_on_selector_all("button", "bs => bs.map(b => b.textContent)")
+    assert not [l for l in labels if re.search(r"[\u2190-\u2bff\U0001F000-\U0001FAFF]", l)], labels
 
 
 def test_the_policy_picker_switches_the_policy(page):

@@ -9,6 +9,24 @@ import DOMPurify from "dompurify";
 import RFB from "@novnc/novnc";
 
 const $ = (id) => document.getElementById(id);
+
+// Icons as inline SVG: a glyph the system's fonts lack renders as an empty
+// box (the delete button did, on a stock Debian).
+const ICONS = {
+  pencil: "M4 20l1.2-5.2L15.5 4.5l4 4L9.2 18.8 4 20zm12.9-16.9l1.4-1.4a1 1 0 0 1 1.4 0l2.6 2.6a1 1 0 0 1 0 1.4l-1.4 1.4-4-4z",
+  trash: "M9 3h6l1 2h4v2H4V5h4l1-2zM6 9h12l-1 12H7L6 9zm4 2v8h1.5v-8H10zm3.5 0v8H15v-8h-1.5z",
+  gear: "M10.3 2h3.4l.5 2.6 1.8.8 2.2-1.5 2.4 2.4-1.5 2.2.8 1.8 2.6.5v3.4l-2.6.5-.8 1.8 1.5 2.2-2.4 2.4-2.2-1.5-1.8.8-.5 2.6h-3.4l-.5-2.6-1.8-.8-2.2 1.5-2.4-2.4 1.5-2.2-.8-1.8L2 13.7v-3.4l2.6-.5.8-1.8-1.5-2.2 2.4-2.4 2.2 1.5 1.8-.8.5-2.6zM12 9a3 3 0 1 0 0 6 3 3 0 0 0 0-6z",
+};
+const icon = (name) => {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  for (const [k, v] of Object.entries({ viewBox: "0 0 24 24", width: "15", height: "15", fill: "currentColor", "aria-hidden": "true", class: "svg-icon", "data-icon": name })) svg.setAttribute(k, v);
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", ICONS[name]);
+  path.setAttribute("fill-rule", "evenodd");
+  svg.append(path);
+  return svg;
+};
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -112,8 +130,8 @@ function renderSessions() {
         el("span", { class: "dot", "data-status": s.status, title: s.status }),
         el("span", { class: "session-name" }, s.title || "New session"),
       ),
-      el("button", { class: "icon", type: "button", title: "Rename", "aria-label": `Rename ${s.title || "session"}`, onclick: () => renameSession(s) }, "✎"),
-      el("button", { class: "icon", type: "button", title: "Delete", "aria-label": `Delete ${s.title || "session"}`, onclick: () => deleteSession(s) }, "🗑"),
+      el("button", { class: "icon", type: "button", title: "Rename", "aria-label": `Rename ${s.title || "session"}`, onclick: () => renameSession(s) }, icon("pencil")),
+      el("button", { class: "icon", type: "button", title: "Delete", "aria-label": `Delete ${s.title || "session"}`, onclick: () => deleteSession(s) }, icon("trash")),
     );
     list.append(item);
   }
@@ -367,7 +385,7 @@ function addStep(frame) {
   const step = el(
     "li",
     { class: "step", "data-kind": "tool_call", "data-tool": name },
-    el("details", {}, el("summary", {}, el("span", { class: "step-icon", "aria-hidden": "true" }, "⚙"), " ", label), el("pre", { class: "args" }, args)),
+    el("details", {}, el("summary", {}, el("span", { class: "step-icon" }, icon("gear")), " ", label), el("pre", { class: "args" }, args)),
     result,
   );
   state.steps.set(id, step);

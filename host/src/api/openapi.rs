@@ -120,6 +120,64 @@ mod tests {
             .contains(&json!("tool_use_id")));
     }
 
+    /// Every route the server answers is in the document with its
+    /// methods, and the document lists no route the server lacks. axum
+    /// cannot list a router's routes, so they are read from the sources
+    /// that declare them (each router is one `.route(path, methods)` per
+    /// path).
+    #[test]
+    fn the_document_lists_exactly_the_routes_the_server_has() {
+        let sources = [
+            ("/api/v1", include_str!("sessions.rs")),
+            ("/api/v1", include_str!("plugins.rs")),
+            ("/api/v1", include_str!("live.rs")),
+            ("/api/v1", include_str!("tokens.rs")),
+            ("", include_str!("mod.rs")),
+        ];
+        let mut served = std::collections::BTreeSet::new();
+        for (prefix, source) in sources {
+            for call in source.split(".route(\"").skip(1) {
+                let (path, rest) = call.split_once('"').unwrap();
+                let methods = &rest[..rest.find(")\n").unwrap_or(rest.len())];
+                // mod.rs declares the root routes and, inside `api`, the
+                // ones nested under /api/v1; the page's own `/` is not API.
+                let prefix = match path {
+                    "/" => continue,
+                    "/healthz" | "/readyz" => "",
+                    _ if prefix.is_empty() => "/api/v1",
+                    _ => prefix,
+                };
+                for method in ["get", "post", "put", "patch", "delete"] {
+                    if methods.contains(&format!("{method}(")) {
+                        served.insert((format!("{prefix}{path}"), method.to_string()));
+                    }
+                }
+            }
+        }
+        let doc: Value = serde_json::from_str(document()).unwrap();
+        let documented: std::collections::BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|m| ["get", "post", "put", "patch", "delete"].contains(&m.as_str()))
+                    .map(move |m| (path.clone(), m.clone()))
+            })
+            .collect();
+        let missing: Vec<_> = served.difference(&documented).collect();
+        let extra: Vec<_> = documented.difference(&served).collect();
+        assert!(missing.is_empty(), "served but not documented: {missing:?}");
+        assert!(extra.is_empty(), "documented but not served: {extra:?}");
+        assert!(
+            served.len() > 30,
+            "the route scan found {} routes",
+            served.len()
+        );
+    }
+
     /// The chat page renders every event kind the document lists, and
     /// handles no kind the document does not know.
     #[test]
