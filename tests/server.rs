@@ -2,7 +2,8 @@
 //! on Docker, SQLite and PostgreSQL, the scripted policy. Each test drives
 //! it the way the chat page does: REST to create, WebSocket to talk.
 
-use agenthost_tests::server::{is_status, stored, user_message, Db, TestHost};
+use agenthost_tests::server::{is_status, stored, unique, user_message, Db, TestHost};
+use base64::Engine as _;
 use futures_util::SinkExt;
 use serde_json::{json, Value};
 
@@ -876,5 +877,73 @@ async fn every_response_carries_a_request_id_the_client_may_choose() {
     assert_eq!(id.len(), 36, "a UUID: {id}");
     let (_, doc) = host.call("GET", "/api/v1/openapi.json", &token, None).await;
     assert!(doc["components"]["schemas"]["Event"]["oneOf"].is_array());
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_exports_as_json_lines_and_one_html_page() {
+    let host = TestHost::start(Db::Sqlite).await;
+    let token = host.token(&unique("erin")).await;
+    let (id, mut ws) = host.open_chat(&token).await;
+    ws.send(user_message(
+        "run `echo <b>exported</b>` then take a screenshot",
+    ))
+    .await;
+    ws.until_status("idle").await;
+    let session = host
+        .call("GET", &format!("/api/v1/sessions/{id}"), &token, None)
+        .await
+        .1;
+
+    let (status, content_type, text) = host
+        .get_text(&format!("/api/v1/sessions/{id}/export.jsonl"), &token)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("application/jsonl"),
+        "{content_type}"
+    );
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["type"], "session");
+    assert_eq!(lines[0]["session"]["id"], id.as_str());
+    let events: Vec<&Value> = lines.iter().filter(|l| l["type"] == "event").collect();
+    assert_eq!(events.len() as i64, session["last_seq"].as_i64().unwrap());
+    let seqs: Vec<i64> = events
+        .iter()
+        .map(|e| e["event"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    let images: Vec<&Value> = lines.iter().filter(|l| l["type"] == "image").collect();
+    assert_eq!(images.len(), 1);
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(images[0]["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&png));
+    assert_eq!(images[0]["sha256"], sha.as_str());
+
+    let (status, content_type, html) = host
+        .get_text(&format!("/api/v1/sessions/{id}/export.html"), &token)
+        .await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(html.contains("data:image/png;base64,"));
+    assert!(
+        html.contains("&lt;b&gt;exported&lt;/b&gt;"),
+        "model and tool text is escaped"
+    );
+    assert!(!html.contains("<b>exported"));
+
+    // Another user's session does not exist for them.
+    let other = host.token(&unique("mallory")).await;
+    for format in ["jsonl", "html"] {
+        let (status, _, body) = host
+            .get_text(&format!("/api/v1/sessions/{id}/export.{format}"), &other)
+            .await;
+        assert_eq!(status, 404, "{body}");
+    }
     host.stop().await;
 }

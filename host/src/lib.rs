@@ -11,6 +11,7 @@
 //!   quotas, policy switching.
 //! * [`event`]: the typed event vocabulary, written and read by the same
 //!   types.
+//! * [`export`]: a session as JSON Lines or one self-contained HTML page.
 //! * [`plugins`]: the wasmtime runtime: engine, registry, compiled cache,
 //!   grants, limits, hot swap, tool calls and policy steps, one bindgen
 //!   module per released WIT version.
@@ -30,6 +31,7 @@ pub mod api;
 pub mod capabilities;
 pub mod config;
 pub mod event;
+pub mod export;
 pub mod llm;
 pub mod plugins;
 pub mod rfb;

@@ -178,6 +178,25 @@ impl TestHost {
     }
 
     /// A request with a bearer token; returns the status and JSON body.
+    /// A GET whose answer is not JSON: status, content type, body.
+    pub async fn get_text(&self, path: &str, token: &str) -> (u16, String, String) {
+        let res = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, content_type, res.text().await.unwrap())
+    }
+
     pub async fn call(
         &self,
         method: &str,

@@ -187,6 +187,28 @@ def test_icons_are_drawn_not_font_glyphs(page):
     assert not [l for l in labels if re.search(r"[\u2190-\u2bff\U0001F000-\U0001FAFF]", l)], labels
 
 
+def test_the_html_export_opens_offline_with_its_screenshots(page, tmp_path):
+    new_session(page)
+    send(page, "run `echo exported-text` then take a screenshot")
+    expect(page.locator('.step[data-tool="computer"] img.thumb')).to_be_visible(timeout=60_000)
+    expect(page.locator("#status")).to_have_text("idle", timeout=60_000)
+    with page.expect_download() as info:
+        page.select_option("#export", "html")
+    path = tmp_path / "session.html"
+    info.value.save_as(path)
+    # A fresh page with no network at all: everything is in the file.
+    offline = page.context.browser.new_context()
+    offline.set_offline(True)
+    view = offline.new_page()
+    view.goto(path.as_uri())
+    expect(view.locator("body")).to_contain_text("exported-text")
+    shot = view.locator("img.shot").first
+    expect(shot).to_be_visible()
+    view.wait_for_function("img => img.complete && img.naturalWidth >= 1000", arg=shot.element_handle())
+    assert view.locator("script").count() == 0
+    offline.close()
+
+
 def test_the_policy_picker_switches_the_policy(page):
     new_session(page)
     page.select_option("#policy-picker", "anthropic-policy")

@@ -53,6 +53,24 @@ export async function api(method, path, body, tokenOverride) {
 
 const imageCache = new Map();
 
+// Fetches a session export with the token and saves it as a download
+// (a plain link cannot carry the Authorization header).
+export async function download(sessionId, format) {
+  const res = await fetch(`/api/v1/sessions/${sessionId}/export.${format}`, {
+    headers: { authorization: `Bearer ${token.get()}` },
+  });
+  if (!res.ok) {
+    const body = await res.json().catch(() => ({}));
+    throw new ApiError(res.status, body.error?.code ?? "export", body.error?.message ?? "The export failed.");
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = Object.assign(document.createElement("a"), { href: url, download: `${sessionId}.${format}` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 /// A stored screenshot as an object URL (images need the token, so a plain
 /// <img src> cannot fetch them).
 export async function imageUrl(sessionId, sha) {

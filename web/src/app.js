@@ -2,7 +2,7 @@
 // screenshots, session controls, the policy picker, plugins, and the live
 // desktop through the host's VNC bridge.
 
-import { api, imageUrl, token, ApiError } from "./api.js";
+import { api, download, imageUrl, token, ApiError } from "./api.js";
 import { SessionStream } from "./stream.js";
 import { marked } from "marked";
 import DOMPurify from "dompurify";
@@ -217,6 +217,7 @@ function renderHeader() {
   $("resume").disabled = !(status === "paused" || status === "error");
   $("stop").disabled = !(status === "running" || status === "paused");
   // Nothing to send to until a session is open.
+  $("export").disabled = !s;
   $("send").disabled = !s;
   $("input").disabled = !s;
   $("input").placeholder = !s
@@ -493,6 +494,17 @@ function disconnectDesktop() {
   $("screen").replaceChildren();
   $("desktop-state").textContent = "not connected";
 }
+
+$("export").addEventListener("change", async (ev) => {
+  const format = ev.target.value;
+  ev.target.value = "";
+  if (!format || !state.current) return;
+  try {
+    await download(state.current.id, format);
+  } catch (e) {
+    reportError(e);
+  }
+});
 
 $("takeover").addEventListener("click", async () => {
   if (!state.current) return;

@@ -4,6 +4,7 @@
 
 mod auth;
 mod error;
+mod export;
 mod health;
 mod live;
 mod openapi;
@@ -82,6 +83,7 @@ async fn page_missing() -> impl IntoResponse {
 pub fn router(state: AppState, max_body_bytes: usize, web_dir: Option<&Path>) -> Router {
     let api = Router::new()
         .merge(sessions::router())
+        .merge(export::router())
         .merge(plugins::router())
         .merge(live::router())
         .merge(tokens::router())
