@@ -68,19 +68,8 @@ impl EventLog {
         let _turn = self.order.lock().await;
     }
 
-    /// Stored events after `seq`, all of them (paged internally).
-    pub async fn after(&self, mut seq: i64) -> Result<Vec<Event>, StoreError> {
-        let mut out = Vec::new();
-        loop {
-            let page = self.store.events_after(&self.session_id, seq, 1000).await?;
-            let full = page.len() == 1000;
-            if let Some(last) = page.last() {
-                seq = last.seq;
-            }
-            out.extend(page);
-            if !full {
-                return Ok(out);
-            }
-        }
+    /// Stored events after `seq`, all of them.
+    pub async fn after(&self, seq: i64) -> Result<Vec<Event>, StoreError> {
+        self.store.all_events_after(&self.session_id, seq).await
     }
 }

@@ -49,6 +49,27 @@ impl Store {
         Ok(event)
     }
 
+    /// Every event with `seq > after`, oldest first, read a page at a time.
+    pub async fn all_events_after(
+        &self,
+        session_id: &str,
+        mut after: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        const PAGE: i64 = 1000;
+        let mut out = Vec::new();
+        loop {
+            let page = self.events_after(session_id, after, PAGE).await?;
+            let full = page.len() as i64 == PAGE;
+            if let Some(last) = page.last() {
+                after = last.seq;
+            }
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Events with `seq > after`, oldest first, at most `limit`.
     pub async fn events_after(
         &self,
