@@ -937,6 +937,20 @@ async fn a_session_exports_as_json_lines_and_one_html_page() {
     );
     assert!(!html.contains("<b>exported"));
 
+    // While the host builds as many exports as it allows, another waits
+    // its turn as a 429 rather than taking more memory.
+    let exports = host.server().state().exports.clone();
+    let held = exports
+        .acquire_many(agenthost::export::MAX_CONCURRENT as u32)
+        .await
+        .unwrap();
+    let (status, _, body) = host
+        .get_text(&format!("/api/v1/sessions/{id}/export.html"), &token)
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("export_busy"), "{body}");
+    drop(held);
+
     // Another user's session does not exist for them.
     let other = host.token(&unique("mallory")).await;
     for format in ["jsonl", "html"] {

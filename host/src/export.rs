@@ -16,8 +16,12 @@ use crate::event::{Event, EventBody, StoredPart};
 use crate::store::{Session, Store, StoreError, StoredImage};
 
 /// Most image bytes one export holds in memory (a long session has a few
-/// hundred screenshots of 50 to 200 KB each).
-pub const MAX_IMAGE_BYTES: usize = 256 << 20;
+/// hundred screenshots of 50 to 200 KB each). An export builds its file in
+/// memory, about 2.5 times this at its peak (bytes, base64, the page).
+pub const MAX_IMAGE_BYTES: usize = 64 << 20;
+/// Exports the host builds at once; more wait their turn as a 429, so
+/// exports can never take the memory that sessions run in.
+pub const MAX_CONCURRENT: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -36,14 +40,7 @@ pub struct Export {
 
 impl Export {
     pub async fn load(store: &Store, session: Session) -> Result<Self, ExportError> {
-        let mut events = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = store.events_after(&session.id, after, 1000).await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            events.extend(page);
-        }
+        let events = store.all_events_after(&session.id, 0).await?;
         let mut images = BTreeMap::new();
         let mut total = 0usize;
         for sha in events.iter().flat_map(image_hashes) {

@@ -115,6 +115,7 @@ impl Server {
             pool,
             tickets: Tickets::default(),
             revocations: Revocations::default(),
+            exports: Arc::new(tokio::sync::Semaphore::new(crate::export::MAX_CONCURRENT)),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -51,6 +51,15 @@ async fn export(
     format: Format,
 ) -> Result<Response, ApiError> {
     let session = state.store.session(&user.id, &id).await?;
+    let Ok(_turn) = state.exports.clone().try_acquire_owned() else {
+        let mut busy = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "export_busy",
+            "the host is building other exports; try again in a few seconds",
+        );
+        busy.retry_after = Some(5);
+        return Err(busy);
+    };
     let export = Export::load(&state.store, session).await?;
     let (body, content_type, extension) = match format {
         Format::JsonLines => (export.jsonl(), "application/jsonl; charset=utf-8", "jsonl"),

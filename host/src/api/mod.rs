@@ -39,6 +39,8 @@ pub struct AppState {
     pub pool: Option<Arc<WarmPool>>,
     pub tickets: Tickets,
     pub revocations: Revocations,
+    /// Exports being built (see `crate::export::MAX_CONCURRENT`).
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 pub use live::Tickets;
