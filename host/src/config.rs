@@ -51,6 +51,7 @@ pub struct ServeConfig {
     pub sandbox: SandboxSection,
     pub agent: AgentConfig,
     pub quotas: QuotaConfig,
+    pub approval: ApprovalConfig,
     pub plugins: PluginsSection,
     pub limits: Limits,
     pub llm: ProvidersConfig,
@@ -70,6 +71,7 @@ impl Default for ServeConfig {
             sandbox: SandboxSection::default(),
             agent: AgentConfig::default(),
             quotas: QuotaConfig::default(),
+            approval: ApprovalConfig::default(),
             plugins: PluginsSection::default(),
             limits: Limits::default(),
             llm: ProvidersConfig::default(),
@@ -181,6 +183,35 @@ impl Default for AgentConfig {
 impl AgentConfig {
     pub fn evict_after(&self) -> Option<Duration> {
         (self.evict_idle_secs > 0).then(|| Duration::from_secs(self.evict_idle_secs))
+    }
+}
+
+/// Which tool calls wait for a person's approval before they run
+/// (`[approval]`). A person can also switch "ask before acting" on for one
+/// session, which asks before every action.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalConfig {
+    /// Ask before every action in every session. Looking (a screenshot,
+    /// the cursor position, a zoom, viewing a file) never asks.
+    pub every_action: bool,
+    /// Tools whose every call asks (`["editor"]`).
+    pub tools: Vec<String>,
+    /// Regular expressions over the `bash` tool's command; a command any
+    /// of them matches asks (`['^\s*sudo\b', '\brm\s+-rf\b']`).
+    pub bash: Vec<String>,
+    /// Seconds a request waits for an answer; unanswered, it is a denial.
+    pub timeout_secs: u64,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        Self {
+            every_action: false,
+            tools: Vec::new(),
+            bash: Vec::new(),
+            timeout_secs: 600,
+        }
     }
 }
 
@@ -330,6 +361,13 @@ impl ServeConfig {
         if self.agent.max_steps == 0 {
             return Err(ConfigError::Invalid("agent.max_steps must be > 0".into()));
         }
+        if self.approval.timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "approval.timeout_secs must be > 0".into(),
+            ));
+        }
+        crate::session::ApprovalRules::new(&self.approval)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::store::SessionStatus;
+use crate::store::{SessionSettings, SessionStatus};
 
 /// Who caused an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -170,6 +170,57 @@ pub struct ControlChanged {
     pub holder: Holder,
 }
 
+/// A tool call waits for a person's approval before it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApprovalRequested {
+    /// The waiting `tool_call`'s id.
+    pub tool_use_id: String,
+    pub name: String,
+    /// The call's input, as in its `tool_call`.
+    pub input: String,
+    /// Which rule asked (an operator rule, or the session's switch).
+    pub reason: String,
+    /// Unanswered by then (ms since the epoch), the call is denied.
+    pub expires_at: i64,
+}
+
+/// What became of an approval request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalOutcome {
+    /// A person approved: the call runs.
+    Approved,
+    /// A person denied: the policy gets an error result with the note.
+    Denied,
+    /// Nobody answered in time; a denial.
+    TimedOut,
+    /// The session was paused, taken over, cancelled or restarted while
+    /// the request waited; the call did not run.
+    Withdrawn,
+}
+
+impl ApprovalOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::TimedOut => "timed out",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// The answer to an `approval_requested`; each request gets exactly one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApprovalDecided {
+    pub tool_use_id: String,
+    pub outcome: ApprovalOutcome,
+    /// The person's note (a denial's reason reaches the policy), or why a
+    /// request was withdrawn.
+    #[serde(default)]
+    pub note: String,
+}
+
 /// Declares the union once: the variants, their kind names and payload
 /// types, so writing, reading and the schema cannot drift apart.
 macro_rules! event_kinds {
@@ -242,6 +293,12 @@ event_kinds! {
     Usage(Usage) = "usage",
     Error(ErrorInfo) = "error",
     ControlChanged(ControlChanged) = "control_changed",
+    /// A tool call waits for a person's approval.
+    ApprovalRequested(ApprovalRequested) = "approval_requested",
+    /// The approval request was answered, timed out or withdrawn.
+    ApprovalDecided(ApprovalDecided) = "approval_decided",
+    /// The session's switches changed (the whole new set).
+    SettingsChanged(SessionSettings) = "settings_changed",
 }
 
 impl EventBody {

@@ -202,8 +202,25 @@ impl Export {
                 escape(&e.code),
                 escape(&e.message)
             ),
+            EventBody::ApprovalRequested(a) => writeln!(
+                out,
+                "<li class=\"system\" data-seq=\"{seq}\">{} waits for approval: {}</li>",
+                escape(&a.name),
+                escape(&a.reason)
+            ),
+            EventBody::ApprovalDecided(d) => writeln!(
+                out,
+                "<li class=\"system\" data-seq=\"{seq}\">{}{}</li>",
+                escape(d.outcome.as_str()),
+                if d.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", escape(&d.note))
+                }
+            ),
             // Bookkeeping a reader does not need.
-            EventBody::Usage(_)
+            EventBody::SettingsChanged(_)
+            | EventBody::Usage(_)
             | EventBody::ControlChanged(_)
             | EventBody::ProviderPart(_)
             | EventBody::AssistantDelta(_)
@@ -286,6 +303,7 @@ mod tests {
                 last_seq: 3,
                 input_tokens: 10,
                 output_tokens: 5,
+                settings: Default::default(),
             },
             events: vec![
                 event(1, EventBody::user_message("look <b>here</b>")),

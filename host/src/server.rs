@@ -26,6 +26,8 @@ pub enum ServeError {
     Plugins(#[from] crate::plugins::PluginError),
     #[error(transparent)]
     Llm(#[from] crate::llm::LlmError),
+    #[error("invalid configuration: {0}")]
+    Approval(#[from] crate::session::RulesError),
     #[error("cannot create the data directory {path}")]
     DataDir {
         path: std::path::PathBuf,
@@ -96,6 +98,7 @@ impl Server {
             policy_config,
             default_policy: config.default_policy.clone(),
             quotas: crate::session::Quotas::new(config.user_caps()),
+            approval: crate::session::ApprovalRules::new(&config.approval)?,
         }));
         let evictor = config
             .agent

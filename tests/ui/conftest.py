@@ -83,10 +83,18 @@ def llm():
     server.shutdown()
 
 
-@pytest.fixture(scope="session")
-def host(llm):
+# The operator asks before `echo ask-*` commands (the approval tests).
+APPROVAL_CONFIG = """
+[approval]
+bash = ['^echo ask-']
+timeout_secs = {timeout}
+"""
+
+
+def start_host(llm, owner, timeout_secs):
     assert BIN.is_file(), f"{BIN} is missing: run `cargo build -p agenthost` (scripts/test.sh does)"
     data_dir = Path(tempfile.mkdtemp(prefix="agenthost-ui-"))
+    (data_dir / "config.toml").write_text(APPROVAL_CONFIG.format(timeout=timeout_secs))
     run(data_dir, "plugin", "install", str(DIST / "computer.wasm"), "--grant", "computer")
     run(data_dir, "plugin", "install", str(DIST / "bash.wasm"), "--grant", "shell")
     run(data_dir, "plugin", "install", str(DIST / "scripted-policy.wasm"))
@@ -98,7 +106,7 @@ def host(llm):
             str(BIN), "--data-dir", str(data_dir), "serve",
             "--listen", "127.0.0.1:0",
             "--web-dir", str(ROOT / "web" / "dist"),
-            "--sandbox-owner", "ui-test",
+            "--sandbox-owner", owner,
             "--default-policy", "scripted-policy",
         ],
         stdout=subprocess.PIPE,
@@ -108,10 +116,28 @@ def host(llm):
     line = process.stdout.readline()
     match = re.search(r"http://(\S+)", line)
     assert match, f"the host did not start: {line!r}"
-    yield Host(process, f"http://{match.group(1)}", token, data_dir)
-    process.terminate()
-    process.wait(timeout=30)
-    shutil.rmtree(data_dir, ignore_errors=True)
+    return Host(process, f"http://{match.group(1)}", token, data_dir)
+
+
+def stop_host(host):
+    host.process.terminate()
+    host.process.wait(timeout=30)
+    shutil.rmtree(host.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def host(llm):
+    host = start_host(llm, "ui-test", timeout_secs=600)
+    yield host
+    stop_host(host)
+
+
+@pytest.fixture(scope="session")
+def hasty_host(llm):
+    """A host whose approval requests time out after a few seconds."""
+    host = start_host(llm, "ui-test-hasty", timeout_secs=4)
+    yield host
+    stop_host(host)
 
 
 @pytest.fixture(scope="session")
@@ -122,8 +148,9 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, host, request):
+def open_page(browser, host, request):
+    """A signed-in page on `host`; yields it, then saves a screenshot and
+    fails the test on any JavaScript error."""
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     errors = []
@@ -148,3 +175,13 @@ def page(browser, host, request):
     page.screenshot(path=str(OUTPUT / f"{request.node.name}.png"), full_page=True)
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser, host, request):
+    yield from open_page(browser, host, request)
+
+
+@pytest.fixture
+def hasty_page(browser, hasty_host, request):
+    yield from open_page(browser, hasty_host, request)

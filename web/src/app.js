@@ -227,6 +227,8 @@ function renderHeader() {
       : "Ask the agent… (Enter to send, Shift+Enter for a new line)";
   const picker = $("policy-picker");
   if (s && picker.value !== s.policy) picker.value = s.policy;
+  $("ask-first").disabled = !s;
+  $("ask-first").checked = !!s?.settings?.ask_before_acting;
   state.userControl = !!s?.user_control;
   $("takeover").textContent = state.userControl ? "Give back to agent" : "Take over";
   $("takeover").setAttribute("aria-pressed", String(state.userControl));
@@ -249,6 +251,17 @@ $("policy-picker").addEventListener("change", async (ev) => {
     reportError(e);
     renderHeader();
   }
+});
+
+$("ask-first").addEventListener("change", async (ev) => {
+  if (!state.current) return;
+  const ask_before_acting = ev.target.checked;
+  try {
+    state.current = await api("PATCH", `/sessions/${state.current.id}`, { settings: { ask_before_acting } });
+  } catch (e) {
+    reportError(e);
+  }
+  renderHeader();
 });
 
 for (const [button, action] of [["pause", "pause"], ["resume", "resume"], ["stop", "cancel"]]) {
@@ -342,6 +355,17 @@ function handleFrame(frame) {
       state.current = { ...state.current, input_tokens: p.total_input_tokens, output_tokens: p.total_output_tokens };
       renderHeader();
       break;
+    case "approval_requested":
+      askApproval(frame);
+      break;
+    case "approval_decided":
+      settleApproval(frame);
+      break;
+    case "settings_changed":
+      state.current = { ...state.current, settings: p };
+      renderHeader();
+      systemLine(p.ask_before_acting ? "Ask before acting is on: actions wait for your approval." : "Ask before acting is off.", "info", frame);
+      break;
     case "control_changed":
       state.current = { ...state.current, user_control: p.holder === "user" };
       renderHeader();
@@ -420,6 +444,62 @@ function finishStep(frame) {
     }
   }
   if (duration_ms !== undefined) result.append(el("small", { class: "duration" }, `${duration_ms} ms`));
+}
+
+// ---- approvals ---------------------------------------------------------------
+
+/** A tool call waiting for the person: the call, why it waits, and
+ * Approve / Deny with an optional note, inside the call's step. */
+function askApproval(frame) {
+  const { tool_use_id, reason, expires_at } = frame.payload;
+  const step = state.steps.get(tool_use_id);
+  const note = el("input", { class: "approval-note", type: "text", maxlength: "2000", placeholder: "Note for the agent (optional)", "aria-label": "Note" });
+  const decide = async (approve, buttons) => {
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      await api("POST", `/sessions/${state.current.id}/approvals/${encodeURIComponent(tool_use_id)}`, { approve, note: note.value });
+    } catch (e) {
+      buttons.forEach((b) => (b.disabled = false));
+      reportError(e);
+    }
+  };
+  const approve = el("button", { type: "button", class: "approve" }, "Approve");
+  const deny = el("button", { type: "button", class: "deny danger" }, "Deny");
+  approve.addEventListener("click", () => decide(true, [approve, deny]));
+  deny.addEventListener("click", () => decide(false, [approve, deny]));
+  const until = new Date(expires_at).toLocaleTimeString();
+  const box = el(
+    "div",
+    { class: "approval waiting", "data-tool-use-id": tool_use_id, "data-request-seq": frame.seq, role: "group", "aria-label": "Approval" },
+    el("p", {}, el("strong", {}, "Waiting for your approval"), ` — ${reason}. Unanswered by ${until}, it is denied.`),
+    note,
+    el("div", { class: "approval-actions" }, approve, deny),
+  );
+  if (step) {
+    step.classList.add("awaiting");
+    step.querySelector(".step-result").textContent = "waiting for approval…";
+    step.querySelector(".step-result").before(box);
+  } else {
+    append(el("li", { class: "step" }, box), frame);
+  }
+  if (frame.seq > state.replayedUpTo) box.scrollIntoView({ block: "nearest" });
+}
+
+function settleApproval(frame) {
+  const { tool_use_id, outcome, note } = frame.payload;
+  const box = document.querySelector(`.approval[data-tool-use-id="${CSS.escape(tool_use_id)}"]`);
+  const text = { approved: "Approved", denied: "Denied", timed_out: "Timed out", withdrawn: "Withdrawn" }[outcome] ?? outcome;
+  const line = el("p", { class: `approval-outcome ${outcome}`, "data-decided-seq": frame.seq }, el("strong", {}, text), note ? ` — ${note}` : "");
+  if (box) {
+    box.classList.remove("waiting");
+    box.dataset.outcome = outcome;
+    box.replaceChildren(line);
+    box.closest(".step")?.classList.remove("awaiting");
+    const result = box.closest(".step")?.querySelector(".step-result.pending");
+    if (result) result.textContent = outcome === "approved" ? "running…" : "not run";
+  } else {
+    systemLine(`${text}${note ? ` — ${note}` : ""}`, "info", frame);
+  }
 }
 
 $("composer").addEventListener("submit", async (ev) => {

@@ -140,6 +140,7 @@ impl From<SessionError> for ApiError {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "message_too_large", message)
             }
             SessionError::EmptyMessage => Self::bad_request("empty_message", message),
+            SessionError::InvalidInput(_) => Self::bad_request("invalid_body", message),
             SessionError::NoSandbox(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "no_sandbox", message)
             }
@@ -256,6 +257,7 @@ mod tests {
                 "message_too_large",
             ),
             (SessionError::EmptyMessage, 400, "empty_message"),
+            (SessionError::InvalidInput("x".into()), 400, "invalid_body"),
             (SessionError::NoSandbox("x".into()), 503, "no_sandbox"),
             (SessionError::Stopped, 503, "session_stopped"),
             (SessionError::Busy(4), 429, "sandboxes_busy"),

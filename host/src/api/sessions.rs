@@ -11,18 +11,19 @@ use serde::{Deserialize, Serialize};
 use super::auth::User;
 use super::error::{ApiError, Json, Path, Query};
 use super::AppState;
-use crate::session::{LiveState, SessionError, SessionHandle};
-use crate::store::{Event, Session};
+use crate::session::{Decision, LiveState, SessionError, SessionHandle};
+use crate::store::{Event, Session, SessionSettings};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/sessions", post(create).get(list))
-        .route("/sessions/{id}", get(read).patch(rename).delete(remove))
+        .route("/sessions/{id}", get(read).patch(update).delete(remove))
         .route("/sessions/{id}/messages", post(message))
         .route("/sessions/{id}/pause", post(pause))
         .route("/sessions/{id}/resume", post(resume))
         .route("/sessions/{id}/cancel", post(cancel))
         .route("/sessions/{id}/policy", put(switch_policy))
+        .route("/sessions/{id}/approvals/{tool_use_id}", post(decide))
         .route("/sessions/{id}/events", get(events))
         .route("/sessions/{id}/images/{sha256}", get(image))
         .route("/sessions/{id}/ws", get(super::ws::upgrade))
@@ -38,6 +39,8 @@ pub struct SessionView {
     sandbox: Option<String>,
     /// The person has the desktop (see takeover).
     user_control: bool,
+    /// The tool call waiting for the person's approval, if one is.
+    awaiting_approval: Option<crate::event::ApprovalRequested>,
 }
 
 pub fn view(mut session: Session, handle: Option<&SessionHandle>) -> SessionView {
@@ -45,11 +48,13 @@ pub fn view(mut session: Session, handle: Option<&SessionHandle>) -> SessionView
     if let Some(live) = &live {
         session.status = live.status;
         session.policy = live.policy.clone();
+        session.settings = live.settings.clone();
     }
     SessionView {
         session,
         pending_policy: live.as_ref().and_then(|l| l.pending_policy.clone()),
         user_control: live.as_ref().is_some_and(|l| l.user_control),
+        awaiting_approval: live.as_ref().and_then(|l| l.awaiting_approval.clone()),
         sandbox: live.and_then(|l| l.sandbox),
     }
 }
@@ -64,6 +69,25 @@ struct CreateBody {
     /// A first message, sent right after creation.
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    settings: Option<SettingsPatch>,
+}
+
+/// Switches to change; those left out keep their value.
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct SettingsPatch {
+    #[serde(default)]
+    ask_before_acting: Option<bool>,
+}
+
+impl SettingsPatch {
+    fn apply(self, mut settings: SessionSettings) -> SessionSettings {
+        if let Some(v) = self.ask_before_acting {
+            settings.ask_before_acting = v;
+        }
+        settings
+    }
 }
 
 const MAX_TITLE: usize = 200;
@@ -93,7 +117,14 @@ async fn create(
     };
     let title = body.title.unwrap_or_default();
     check_title(&title)?;
-    let (session, mut handle) = state.sessions.create(&user.id, &title, body.policy).await?;
+    let settings = body
+        .settings
+        .unwrap_or_default()
+        .apply(SessionSettings::default());
+    let (session, mut handle) = state
+        .sessions
+        .create(&user.id, &title, body.policy, settings)
+        .await?;
     if let Some(text) = body.message {
         // A first message that is refused refuses the whole create:
         // nothing is left behind that the client did not ask for.
@@ -177,18 +208,39 @@ async fn read(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RenameBody {
-    title: String,
+struct UpdateBody {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    settings: Option<SettingsPatch>,
 }
 
-async fn rename(
+/// Renames the session and/or changes its switches.
+async fn update(
     State(state): State<AppState>,
     user: User,
     Path(id): Path<String>,
-    Json(body): Json<RenameBody>,
+    Json(body): Json<UpdateBody>,
 ) -> Result<Json<SessionView>, ApiError> {
-    check_title(&body.title)?;
-    state.store.rename(&user.id, &id, body.title.trim()).await?;
+    if body.title.is_none() && body.settings.is_none() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "give a `title`, `settings`, or both",
+        ));
+    }
+    if let Some(title) = &body.title {
+        check_title(title)?;
+        state.store.rename(&user.id, &id, title.trim()).await?;
+    }
+    if let Some(patch) = body.settings {
+        // Through the actor: a run in progress follows the new switches
+        // from its next tool call.
+        on_session(&state, &user.id, &id, |h| async move {
+            let settings = patch.apply(h.live().settings);
+            h.set_settings(settings).await
+        })
+        .await?;
+    }
     read(State(state), user, Path(id)).await
 }
 
@@ -308,6 +360,33 @@ async fn switch_policy(
     control(state, user, id, |h| {
         let policy = body.policy.clone();
         async move { h.switch_policy(policy).await }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    approve: bool,
+    /// Why (reaches the policy with a denial).
+    #[serde(default)]
+    note: String,
+}
+
+/// Approves or denies the tool call waiting for the person.
+async fn decide(
+    State(state): State<AppState>,
+    user: User,
+    Path((id, tool_use_id)): Path<(String, String)>,
+    Json(body): Json<DecisionBody>,
+) -> Result<(StatusCode, Json<SessionView>), ApiError> {
+    control(state, user, id, |h| {
+        let decision = Decision {
+            tool_use_id: tool_use_id.clone(),
+            approve: body.approve,
+            note: body.note.clone(),
+        };
+        async move { h.decide(decision).await }
     })
     .await
 }

@@ -23,7 +23,7 @@ use super::auth::{self, User};
 use super::error::{ApiError, Path, Query};
 use super::sessions::view;
 use super::AppState;
-use crate::session::{SessionError, SessionHandle};
+use crate::session::{Decision, SessionError, SessionHandle};
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,14 +45,30 @@ pub struct WsQuery {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum ClientMessage {
-    Auth { token: String },
-    UserMessage { text: String },
+    Auth {
+        token: String,
+    },
+    UserMessage {
+        text: String,
+    },
     Pause,
     Resume,
     Cancel,
-    SwitchPolicy { policy: String },
+    SwitchPolicy {
+        policy: String,
+    },
     TakeOver,
     HandBack,
+    Approve {
+        tool_use_id: String,
+        #[serde(default)]
+        note: String,
+    },
+    Deny {
+        tool_use_id: String,
+        #[serde(default)]
+        note: String,
+    },
     Ping,
 }
 
@@ -314,6 +330,24 @@ async fn client_message(handle: &SessionHandle, sink: &mut Sink, text: &str) -> 
         ClientMessage::SwitchPolicy { policy } => handle.switch_policy(policy).await,
         ClientMessage::TakeOver => handle.take_over().await,
         ClientMessage::HandBack => handle.hand_back().await,
+        ClientMessage::Approve { tool_use_id, note } => {
+            handle
+                .decide(Decision {
+                    tool_use_id,
+                    approve: true,
+                    note,
+                })
+                .await
+        }
+        ClientMessage::Deny { tool_use_id, note } => {
+            handle
+                .decide(Decision {
+                    tool_use_id,
+                    approve: false,
+                    note,
+                })
+                .await
+        }
     };
     match result {
         Ok(()) => Ok(()),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::approval::Verdict;
 use super::history;
 use super::hub::Hub;
 use super::llm::SessionLlm;
@@ -16,12 +17,15 @@ use super::log::EventLog;
 use super::quota::Permit;
 use super::run::{self, RunControl, RunEnd, Runner};
 use super::switch::switch_policy;
-use super::{Command, LiveState, SessionError, SessionHandle, Shared};
+use super::{Command, Decision, LiveState, SessionError, SessionHandle, Shared};
 use crate::capabilities::{CallContext, ImageStore, LlmBackend};
-use crate::event::{ControlChanged, EventBody, Holder, Source, StoredPart, ToolResult};
+use crate::event::{
+    ApprovalDecided, ApprovalOutcome, ControlChanged, EventBody, Holder, Source, StoredPart,
+    ToolResult,
+};
 use crate::plugins::PolicyInstance;
 use crate::sandbox::{Sandbox, SandboxError};
-use crate::store::{Session, SessionStatus};
+use crate::store::{Session, SessionSettings, SessionStatus};
 
 /// Title given from the first message, in characters.
 const TITLE_CHARS: usize = 60;
@@ -69,6 +73,8 @@ pub(super) fn spawn(
         user_control: false,
         vnc: None,
         last_active: std::time::Instant::now(),
+        settings: session.settings.clone(),
+        awaiting_approval: None,
     });
     let spent = Arc::new(AtomicU64::new(
         (session.input_tokens + session.output_tokens).max(0) as u64,
@@ -175,7 +181,8 @@ impl Actor {
             }
             Command::Pause(reply) => {
                 let result = if task.is_some() {
-                    self.control.request_pause();
+                    self.control
+                        .request_pause("the session was paused before the call was approved");
                     Ok(())
                 } else {
                     Err(SessionError::InvalidState(format!(
@@ -261,6 +268,19 @@ impl Actor {
                     ))
                 };
                 let _ = reply.send(result);
+            }
+            Command::Decide(decision, reply) => {
+                let result = if task.is_some() {
+                    self.decide(decision)
+                } else {
+                    Err(SessionError::InvalidState(
+                        "no tool call is waiting for approval".into(),
+                    ))
+                };
+                let _ = reply.send(result);
+            }
+            Command::Settings(settings, reply) => {
+                let _ = reply.send(self.set_settings(settings).await);
             }
             Command::Delete(reply) => {
                 if let Some(t) = task.take() {
@@ -497,7 +517,11 @@ impl Actor {
         self.set_status(SessionStatus::Idle, "cancelled").await;
     }
 
+    /// Gives every unanswered approval request and tool call of a run that
+    /// stopped its outcome, so the log reads whole.
     async fn close_open_calls(&mut self, why: &str) {
+        self.control.approvals.clear();
+        self.state.send_modify(|s| s.awaiting_approval = None);
         let events = match self.log.after(0).await {
             Ok(events) => events,
             Err(e) => {
@@ -505,6 +529,16 @@ impl Actor {
                 return;
             }
         };
+        for id in history::unanswered_approvals(&events) {
+            let decided = EventBody::ApprovalDecided(ApprovalDecided {
+                tool_use_id: id,
+                outcome: ApprovalOutcome::Withdrawn,
+                note: why.to_string(),
+            });
+            if let Err(e) = self.log.append(Source::Host, decided).await {
+                tracing::error!(session = %self.session.id, error = %e, "cannot close approval");
+            }
+        }
         for (id, name) in history::unanswered_calls(&events) {
             let result = EventBody::ToolResult(ToolResult {
                 tool_use_id: id,
@@ -564,6 +598,43 @@ impl Actor {
         }
     }
 
+    /// Passes a person's answer to the waiting run; the run stores it.
+    fn decide(&self, decision: Decision) -> Result<(), SessionError> {
+        let verdict = Verdict {
+            outcome: if decision.approve {
+                ApprovalOutcome::Approved
+            } else {
+                ApprovalOutcome::Denied
+            },
+            note: decision.note.trim().to_string(),
+        };
+        self.control
+            .approvals
+            .decide(&decision.tool_use_id, verdict)
+            .map_err(|_| {
+                SessionError::InvalidState(format!(
+                    "no approval is waiting for tool call `{}` (answered, timed out or withdrawn already?)",
+                    decision.tool_use_id
+                ))
+            })
+    }
+
+    async fn set_settings(&mut self, settings: SessionSettings) -> Result<(), SessionError> {
+        if settings == self.session.settings {
+            return Ok(());
+        }
+        self.shared
+            .store
+            .set_settings(&self.session.user_id, &self.session.id, &settings)
+            .await?;
+        self.session.settings = settings.clone();
+        self.state.send_modify(|s| s.settings = settings.clone());
+        self.log
+            .append(Source::User, EventBody::SettingsChanged(settings))
+            .await?;
+        Ok(())
+    }
+
     async fn take_over(&mut self, task: &mut Option<RunTask>) -> Result<(), SessionError> {
         if self.state.borrow().user_control {
             return Ok(());
@@ -575,7 +646,8 @@ impl Actor {
             ));
         }
         if task.is_some() {
-            self.control.request_pause();
+            self.control
+                .request_pause("the person took over the desktop before the call was approved");
         }
         self.set_control(true).await;
         Ok(())

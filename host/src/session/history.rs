@@ -103,6 +103,20 @@ pub fn unanswered_calls(events: &[Event]) -> Vec<(String, String)> {
     open
 }
 
+/// Approval requests without an answer (a run that stopped while one
+/// waited), by tool call id.
+pub fn unanswered_approvals(events: &[Event]) -> Vec<String> {
+    let mut open: Vec<String> = Vec::new();
+    for e in events {
+        match &e.body {
+            EventBody::ApprovalRequested(r) => open.push(r.tool_use_id.clone()),
+            EventBody::ApprovalDecided(d) => open.retain(|id| *id != d.tool_use_id),
+            _ => {}
+        }
+    }
+    open
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! running comes back paused with its history intact.
 
 mod actor;
+mod approval;
 mod history;
 mod hub;
 mod llm;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use approval::{ApprovalRules, RulesError, MAX_NOTE_CHARS};
 pub use hub::{Frame, Hub};
 pub use log::EventLog;
 pub use quota::{Permit, Quotas};
@@ -30,7 +32,7 @@ use crate::event::Event;
 use crate::llm::Providers;
 use crate::plugins::{Registry, RegistryError};
 use crate::sandbox::WarmPool;
-use crate::store::{Session, SessionStatus, Store, StoreError};
+use crate::store::{Session, SessionSettings, SessionStatus, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -46,6 +48,8 @@ pub enum SessionError {
     TooLarge { size: usize, limit: usize },
     #[error("the message is empty")]
     EmptyMessage,
+    #[error("{0}")]
+    InvalidInput(String),
     #[error("the session has no desktop: {0}")]
     NoSandbox(String),
     #[error("the session's actor stopped")]
@@ -94,6 +98,8 @@ pub struct Shared {
     pub policy_config: BTreeMap<String, serde_json::Value>,
     pub default_policy: Option<String>,
     pub quotas: Quotas,
+    /// Which tool calls wait for a person (`[approval]`).
+    pub approval: ApprovalRules,
 }
 
 /// The parts of a session's state that only exist while the host runs.
@@ -111,6 +117,18 @@ pub struct LiveState {
     pub vnc: Option<crate::sandbox::VncTarget>,
     /// When the actor last took a command or finished a run (eviction).
     pub last_active: Instant,
+    /// The session's switches (ask before acting, ...).
+    pub settings: SessionSettings,
+    /// The tool call waiting for the person's approval, if one is.
+    pub awaiting_approval: Option<crate::event::ApprovalRequested>,
+}
+
+/// A person's answer to an approval request.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub tool_use_id: String,
+    pub approve: bool,
+    pub note: String,
 }
 
 pub(crate) enum Command {
@@ -123,6 +141,8 @@ pub(crate) enum Command {
     AttachSandbox(oneshot::Sender<Result<(), SessionError>>),
     TakeOver(oneshot::Sender<Result<(), SessionError>>),
     HandBack(oneshot::Sender<Result<(), SessionError>>),
+    Decide(Decision, oneshot::Sender<Result<(), SessionError>>),
+    Settings(SessionSettings, oneshot::Sender<Result<(), SessionError>>),
     /// Give the sandbox back (another session needs the room); refused
     /// while a run or a person uses it.
     ReleaseSandbox(oneshot::Sender<Result<(), SessionError>>),
@@ -191,6 +211,22 @@ impl SessionHandle {
         self.call(Command::HandBack).await
     }
 
+    /// Approves or denies the tool call waiting for the person.
+    pub async fn decide(&self, decision: Decision) -> Result<(), SessionError> {
+        if decision.note.chars().count() > MAX_NOTE_CHARS {
+            return Err(SessionError::InvalidInput(format!(
+                "a note has at most {MAX_NOTE_CHARS} characters"
+            )));
+        }
+        self.call(|tx| Command::Decide(decision, tx)).await
+    }
+
+    /// Replaces the session's switches; a run in progress follows them
+    /// from its next tool call.
+    pub async fn set_settings(&self, settings: SessionSettings) -> Result<(), SessionError> {
+        self.call(|tx| Command::Settings(settings, tx)).await
+    }
+
     pub fn live(&self) -> LiveState {
         self.state.borrow().clone()
     }
@@ -256,6 +292,7 @@ impl Sessions {
         user: &str,
         title: &str,
         policy: Option<String>,
+        settings: SessionSettings,
     ) -> Result<(Session, SessionHandle), SessionError> {
         if self.closing() {
             return Err(SessionError::ShuttingDown);
@@ -266,7 +303,7 @@ impl Sessions {
         let session = self
             .shared
             .store
-            .create_session(user, title, &policy)
+            .create_session_with(user, title, &policy, settings)
             .await?;
         let handle = self.spawn(&session)?;
         match handle.attach_sandbox().await {

@@ -14,12 +14,16 @@ use std::time::Instant;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use super::approval::{ApprovalGate, Verdict};
 use super::history;
 use super::log::EventLog;
 use super::switch::switch_policy;
 use super::{LiveState, Shared};
 use crate::capabilities::CallContext;
-use crate::event::{Event, EventBody, Source, StoredPart, ToolCall, ToolResult};
+use crate::event::{
+    ApprovalDecided, ApprovalOutcome, ApprovalRequested, Event, EventBody, Source, StoredPart,
+    ToolCall, ToolResult,
+};
 use crate::plugins::bindings::current::policy::{Act, Context, Decision, PolicyError};
 use crate::plugins::bindings::current::tool::ToolError;
 use crate::plugins::bindings::current::types::HostError;
@@ -32,15 +36,21 @@ use crate::store::StoreError;
 pub struct RunControl {
     pause: AtomicBool,
     switch: Mutex<Option<String>>,
+    /// The tool call waiting for a person, if one is.
+    pub approvals: ApprovalGate,
 }
 
 impl RunControl {
-    pub fn request_pause(&self) {
+    /// Pauses after the current step; a call waiting for approval stops
+    /// waiting (it does not run) and says `why`.
+    pub fn request_pause(&self, why: &str) {
         self.pause.store(true, Ordering::SeqCst);
+        self.approvals.withdraw(why);
     }
 
     pub fn reset(&self) {
         self.pause.store(false, Ordering::SeqCst);
+        self.approvals.clear();
     }
 
     pub fn request_switch(&self, policy: String) {
@@ -188,8 +198,22 @@ impl Runner {
                         });
                         events.push(self.append(Source::Agent, call).await?);
                     }
+                    // A call that may not run leaves the rest of its step
+                    // unrun too: they were planned on top of it.
+                    let mut refused: Option<String> = None;
                     for u in uses {
-                        let result = self.invoke(u).await?;
+                        let result = match &refused {
+                            Some(why) => self.not_run(u, why.clone()).await?,
+                            None => match self.approval(&u).await? {
+                                Some(verdict) if !verdict.approved() => {
+                                    refused = Some(
+                                        "not run: an earlier call in this step did not run".into(),
+                                    );
+                                    self.not_run(u, refusal(&verdict)).await?
+                                }
+                                _ => self.invoke(u).await?,
+                            },
+                        };
                         events.push(result);
                     }
                     continue;
@@ -341,6 +365,79 @@ impl Runner {
         self.append(Source::Tool, result).await
     }
 
+    /// Asks the person first if a rule says so: stores the request, waits
+    /// for an answer (or the timeout, or a pause), stores the outcome.
+    /// `None`: no rule asks, the call just runs.
+    async fn approval(&self, call: &ToolUse) -> Result<Option<Verdict>, StoreError> {
+        let rules = &self.shared.approval;
+        let ask = self.state.borrow().settings.ask_before_acting;
+        let Some(reason) = rules.reason(&call.name, &call.input, ask) else {
+            return Ok(None);
+        };
+        // Open before the request is stored: an answer sent the moment a
+        // client sees it finds the gate open.
+        let control = &self.control;
+        let rx = control
+            .approvals
+            .open(&call.id, || control.pause.load(Ordering::SeqCst));
+        let request = ApprovalRequested {
+            tool_use_id: call.id.clone(),
+            name: call.name.clone(),
+            input: call.input.clone(),
+            reason,
+            expires_at: crate::store::now_ms() + rules.timeout.as_millis() as i64,
+        };
+        self.append(Source::Host, EventBody::ApprovalRequested(request.clone()))
+            .await?;
+        let paused = || Verdict {
+            outcome: ApprovalOutcome::Withdrawn,
+            note: "the session was paused before the call was approved".into(),
+        };
+        let verdict = match rx {
+            None => paused(),
+            Some(mut rx) => {
+                self.state
+                    .send_modify(|s| s.awaiting_approval = Some(request));
+                let verdict = match tokio::time::timeout(rules.timeout, &mut rx).await {
+                    Ok(Ok(verdict)) => verdict,
+                    Ok(Err(_)) => paused(),
+                    Err(_) if control.approvals.close(&call.id) => Verdict {
+                        outcome: ApprovalOutcome::TimedOut,
+                        note: format!("nobody answered within {} s", rules.timeout.as_secs()),
+                    },
+                    // An answer got in as the time ran out: it counts.
+                    Err(_) => rx.try_recv().unwrap_or_else(|_| paused()),
+                };
+                self.state.send_modify(|s| s.awaiting_approval = None);
+                verdict
+            }
+        };
+        let source = match verdict.outcome {
+            ApprovalOutcome::Approved | ApprovalOutcome::Denied => Source::User,
+            ApprovalOutcome::TimedOut | ApprovalOutcome::Withdrawn => Source::Host,
+        };
+        let decided = ApprovalDecided {
+            tool_use_id: call.id.clone(),
+            outcome: verdict.outcome,
+            note: verdict.note.clone(),
+        };
+        self.append(source, EventBody::ApprovalDecided(decided))
+            .await?;
+        Ok(Some(verdict))
+    }
+
+    /// The result of a call that did not run.
+    async fn not_run(&self, call: ToolUse, why: String) -> Result<Event, StoreError> {
+        let result = EventBody::ToolResult(ToolResult {
+            tool_use_id: call.id,
+            name: call.name,
+            content: vec![StoredPart::text(why)],
+            is_error: true,
+            duration_ms: 0,
+        });
+        self.append(Source::Host, result).await
+    }
+
     /// Tool output as stored: images go to the content-addressed store and
     /// are referenced by hash.
     async fn persist(&self, parts: Vec<ContentPart>) -> Result<Vec<StoredPart>, StoreError> {
@@ -375,6 +472,21 @@ impl Runner {
             });
         }
         Ok(out)
+    }
+}
+
+/// What the policy reads for a call that was not approved.
+fn refusal(verdict: &Verdict) -> String {
+    let head = match verdict.outcome {
+        ApprovalOutcome::Approved => "approved",
+        ApprovalOutcome::Denied => "the person denied this call",
+        ApprovalOutcome::TimedOut => "not run: it needed the person's approval and",
+        ApprovalOutcome::Withdrawn => "not run:",
+    };
+    match (verdict.outcome, verdict.note.trim()) {
+        (ApprovalOutcome::Denied, "") => head.to_string(),
+        (ApprovalOutcome::Denied, note) => format!("{head}: {note}"),
+        (_, note) => format!("{head} {note}"),
     }
 }
 

@@ -41,6 +41,17 @@ impl SessionStatus {
     }
 }
 
+/// A session's switches, set by its person (`PATCH /sessions/{id}`).
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(default)]
+pub struct SessionSettings {
+    /// Every action (not a look at the screen) waits for the person's
+    /// approval before it runs.
+    pub ask_before_acting: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Session {
     pub id: String,
@@ -53,10 +64,11 @@ pub struct Session {
     pub last_seq: i64,
     pub input_tokens: i64,
     pub output_tokens: i64,
+    pub settings: SessionSettings,
 }
 
 const COLUMNS: &str =
-    "id, user_id, title, status, policy, created_at, updated_at, last_seq, input_tokens, output_tokens";
+    "id, user_id, title, status, policy, created_at, updated_at, last_seq, input_tokens, output_tokens, settings";
 
 fn session(row: &sqlx::any::AnyRow) -> Result<Session, StoreError> {
     Ok(Session {
@@ -70,7 +82,13 @@ fn session(row: &sqlx::any::AnyRow) -> Result<Session, StoreError> {
         last_seq: row.try_get("last_seq")?,
         input_tokens: row.try_get("input_tokens")?,
         output_tokens: row.try_get("output_tokens")?,
+        settings: serde_json::from_str(&row.try_get::<String, _>("settings")?)
+            .map_err(|e| StoreError::Corrupt(format!("session settings: {e}")))?,
     })
+}
+
+fn settings_json(settings: &SessionSettings) -> String {
+    serde_json::to_string(settings).unwrap_or_else(|_| "{}".into())
 }
 
 pub(crate) fn new_id(prefix: &str) -> String {
@@ -88,6 +106,17 @@ impl Store {
         title: &str,
         policy: &str,
     ) -> Result<Session, StoreError> {
+        self.create_session_with(user_id, title, policy, SessionSettings::default())
+            .await
+    }
+
+    pub async fn create_session_with(
+        &self,
+        user_id: &str,
+        title: &str,
+        policy: &str,
+        settings: SessionSettings,
+    ) -> Result<Session, StoreError> {
         let now = now_ms();
         let s = Session {
             id: new_id("ses"),
@@ -100,9 +129,10 @@ impl Store {
             last_seq: 0,
             input_tokens: 0,
             output_tokens: 0,
+            settings,
         };
         sqlx::query(&format!(
-            "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&s.id)
         .bind(&s.user_id)
@@ -114,6 +144,7 @@ impl Store {
         .bind(s.last_seq)
         .bind(s.input_tokens)
         .bind(s.output_tokens)
+        .bind(settings_json(&s.settings))
         .execute(&self.pool)
         .await?;
         Ok(s)
@@ -178,6 +209,16 @@ impl Store {
         policy: &str,
     ) -> Result<(), StoreError> {
         self.update(user_id, id, "policy", policy).await
+    }
+
+    pub async fn set_settings(
+        &self,
+        user_id: &str,
+        id: &str,
+        settings: &SessionSettings,
+    ) -> Result<(), StoreError> {
+        self.update(user_id, id, "settings", &settings_json(settings))
+            .await
     }
 
     pub async fn rename(&self, user_id: &str, id: &str, title: &str) -> Result<(), StoreError> {
