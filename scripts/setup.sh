@@ -2,8 +2,8 @@
 # Installs everything the project needs on a Debian machine, idempotently:
 # the wasm32-wasip2 Rust target, componentize-py (Python components), the
 # JS example's npm packages (componentize-js), the chat page's npm packages
-# (built into web/dist), Docker (started if it is not running), the sandbox
-# image, PostgreSQL, and Chromium with Playwright for the page's tests. Safe
+# (built into web/dist), Docker (started if it is not running), ffmpeg (desktop
+# recordings), the sandbox image, PostgreSQL, and Chromium with Playwright for the page's tests. Safe
 # to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,6 +66,8 @@ fi
 # Docker: the engine from Debian's packages, started if it is not running.
 command -v dockerd >/dev/null || apt_install docker.io
 command -v debootstrap >/dev/null || apt_install debootstrap
+# ffmpeg records a session's desktop as WebM when a person switches it on.
+command -v ffmpeg >/dev/null || apt_install ffmpeg
 if ! docker info >/dev/null 2>&1; then
   [ "$(id -u)" -eq 0 ] || die "Docker is not running and starting it needs root: start dockerd, or rerun as root"
   step "starting dockerd (log: /var/log/agenthost-dockerd.log)"

@@ -961,3 +961,105 @@ async fn a_session_exports_as_json_lines_and_one_html_page() {
     }
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recorded_run_is_a_playable_webm_of_the_desktop() {
+    let host = TestHost::start(Db::Sqlite).await;
+    let token = host.token(&unique("rhea")).await;
+    let session = host
+        .create_session(&token, json!({"settings": {"record_video": true}}))
+        .await;
+    assert_eq!(session["settings"]["record_video"], true);
+    let id = session["id"].as_str().unwrap().to_string();
+    let mut ws = host.ws(&token, &id, 0).await;
+    ws.send(user_message("type recorded then take a screenshot"))
+        .await;
+    let frames = ws.until(|f| f["kind"] == "recording_saved").await;
+    assert!(
+        frames.iter().all(|f| f["kind"] != "error"),
+        "no recording error: {frames:?}"
+    );
+    let saved = frames.last().unwrap()["payload"].clone();
+    assert_eq!(
+        (saved["width"].as_u64(), saved["height"].as_u64()),
+        (Some(1280), Some(800))
+    );
+    let file = saved["file"].as_str().unwrap();
+    let path = format!("/api/v1/sessions/{id}/recordings/{file}");
+
+    let res = host
+        .http
+        .get(host.url(&path))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "video/webm");
+    let bytes = res.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, saved["bytes"].as_u64().unwrap());
+    assert_eq!(&bytes[..4], b"\x1a\x45\xdf\xa3", "an EBML (WebM) header");
+    // ffprobe (Debian's ffmpeg) reads it as VP8 video of the screen's size.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("run.webm");
+    std::fs::write(&copy, &bytes).unwrap();
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+        ])
+        .args(["-show_entries", "format=duration", "-of", "json"])
+        .arg(&copy)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let stream = &probe["streams"][0];
+    assert_eq!(stream["codec_name"], "vp8");
+    assert_eq!(
+        (stream["width"].as_u64(), stream["height"].as_u64()),
+        (Some(1280), Some(800))
+    );
+    let decoded: u64 = stream["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert!(decoded >= 2, "first and last picture at least: {probe}");
+    let duration: f64 = probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(duration > 0.0, "{probe}");
+
+    // A browser seeks with ranges.
+    let res = host
+        .http
+        .get(host.url(&path))
+        .bearer_auth(&token)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.bytes().await.unwrap().len(), 100);
+
+    // Bad names, another user, and a deleted session find nothing.
+    let (status, _, _) = host
+        .get_text(
+            &format!("/api/v1/sessions/{id}/recordings/..%2Fagenthost.db"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, 400);
+    let other = host.token(&unique("mallory")).await;
+    assert_eq!(host.get_text(&path, &other).await.0, 404);
+    let (status, _) = host
+        .call("DELETE", &format!("/api/v1/sessions/{id}"), &token, None)
+        .await;
+    assert_eq!(status, 204);
+    assert!(!host.data_dir.join("recordings").join(&id).exists());
+    host.stop().await;
+}

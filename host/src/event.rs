@@ -221,6 +221,17 @@ pub struct ApprovalDecided {
     pub note: String,
 }
 
+/// A run's desktop recording is ready at
+/// `/api/v1/sessions/{id}/recordings/{file}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RecordingSaved {
+    pub file: String,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    pub width: u16,
+    pub height: u16,
+}
+
 /// Declares the union once: the variants, their kind names and payload
 /// types, so writing, reading and the schema cannot drift apart.
 macro_rules! event_kinds {
@@ -299,6 +310,8 @@ event_kinds! {
     ApprovalDecided(ApprovalDecided) = "approval_decided",
     /// The session's switches changed (the whole new set).
     SettingsChanged(SessionSettings) = "settings_changed",
+    /// A run's desktop video (the session's `record_video` switch).
+    RecordingSaved(RecordingSaved) = "recording_saved",
 }
 
 impl EventBody {

@@ -220,6 +220,7 @@ impl Export {
             ),
             // Bookkeeping a reader does not need.
             EventBody::SettingsChanged(_)
+            | EventBody::RecordingSaved(_)
             | EventBody::Usage(_)
             | EventBody::ControlChanged(_)
             | EventBody::ProviderPart(_)

@@ -99,6 +99,8 @@ impl Server {
             default_policy: config.default_policy.clone(),
             quotas: crate::session::Quotas::new(config.user_caps()),
             approval: crate::session::ApprovalRules::new(&config.approval)?,
+            recording: config.recording.clone(),
+            recordings_dir: Some(data_dir.join("recordings")),
         }));
         let evictor = config
             .agent

@@ -63,12 +63,32 @@ export async function download(sessionId, format) {
     const body = await res.json().catch(() => ({}));
     throw new ApiError(res.status, body.error?.code ?? "export", body.error?.message ?? "The export failed.");
   }
-  const url = URL.createObjectURL(await res.blob());
-  const a = Object.assign(document.createElement("a"), { href: url, download: `${sessionId}.${format}` });
+  save(URL.createObjectURL(await res.blob()), `${sessionId}.${format}`);
+}
+
+// Saves an object URL as a download, then lets it go.
+function save(url, name) {
+  const a = Object.assign(document.createElement("a"), { href: url, download: name });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/// A run's recording as an object URL.
+export async function recordingUrl(sessionId, file) {
+  const res = await fetch(`/api/v1/sessions/${sessionId}/recordings/${encodeURIComponent(file)}`, {
+    headers: { authorization: `Bearer ${token.get()}` },
+  });
+  if (!res.ok) {
+    const body = await res.json().catch(() => ({}));
+    throw new ApiError(res.status, body.error?.code ?? "recording", body.error?.message ?? "The recording could not be loaded.");
+  }
+  return URL.createObjectURL(await res.blob());
+}
+
+export async function downloadRecording(sessionId, file) {
+  save(await recordingUrl(sessionId, file), `${sessionId}-${file}`);
 }
 
 /// A stored screenshot as an object URL (images need the token, so a plain

@@ -2,7 +2,7 @@
 // screenshots, session controls, the policy picker, plugins, and the live
 // desktop through the host's VNC bridge.
 
-import { api, download, imageUrl, token, ApiError } from "./api.js";
+import { api, download, downloadRecording, imageUrl, recordingUrl, token, ApiError } from "./api.js";
 import { SessionStream } from "./stream.js";
 import { marked } from "marked";
 import DOMPurify from "dompurify";
@@ -227,8 +227,10 @@ function renderHeader() {
       : "Ask the agent… (Enter to send, Shift+Enter for a new line)";
   const picker = $("policy-picker");
   if (s && picker.value !== s.policy) picker.value = s.policy;
-  $("ask-first").disabled = !s;
-  $("ask-first").checked = !!s?.settings?.ask_before_acting;
+  for (const [box, key] of [["ask-first", "ask_before_acting"], ["record", "record_video"]]) {
+    $(box).disabled = !s;
+    $(box).checked = !!s?.settings?.[key];
+  }
   state.userControl = !!s?.user_control;
   $("takeover").textContent = state.userControl ? "Give back to agent" : "Take over";
   $("takeover").setAttribute("aria-pressed", String(state.userControl));
@@ -253,16 +255,17 @@ $("policy-picker").addEventListener("change", async (ev) => {
   }
 });
 
-$("ask-first").addEventListener("change", async (ev) => {
-  if (!state.current) return;
-  const ask_before_acting = ev.target.checked;
-  try {
-    state.current = await api("PATCH", `/sessions/${state.current.id}`, { settings: { ask_before_acting } });
-  } catch (e) {
-    reportError(e);
-  }
-  renderHeader();
-});
+for (const [box, key] of [["ask-first", "ask_before_acting"], ["record", "record_video"]]) {
+  $(box).addEventListener("change", async (ev) => {
+    if (!state.current) return;
+    try {
+      state.current = await api("PATCH", `/sessions/${state.current.id}`, { settings: { [key]: ev.target.checked } });
+    } catch (e) {
+      reportError(e);
+    }
+    renderHeader();
+  });
+}
 
 for (const [button, action] of [["pause", "pause"], ["resume", "resume"], ["stop", "cancel"]]) {
   $(button).addEventListener("click", async () => {
@@ -364,7 +367,14 @@ function handleFrame(frame) {
     case "settings_changed":
       state.current = { ...state.current, settings: p };
       renderHeader();
-      systemLine(p.ask_before_acting ? "Ask before acting is on: actions wait for your approval." : "Ask before acting is off.", "info", frame);
+      systemLine(
+        `Ask before acting is ${p.ask_before_acting ? "on: actions wait for your approval" : "off"}; recording is ${p.record_video ? "on" : "off"}.`,
+        "info",
+        frame,
+      );
+      break;
+    case "recording_saved":
+      showRecording(frame);
       break;
     case "control_changed":
       state.current = { ...state.current, user_control: p.holder === "user" };
@@ -444,6 +454,35 @@ function finishStep(frame) {
     }
   }
   if (duration_ms !== undefined) result.append(el("small", { class: "duration" }, `${duration_ms} ms`));
+}
+
+// ---- recordings -------------------------------------------------------------
+
+/** A run's desktop video: a line that plays it in place or downloads it
+ * (the file needs the token, so it is fetched, not linked). */
+function showRecording(frame) {
+  const { file, bytes, duration_ms } = frame.payload;
+  const secs = Math.round(duration_ms / 1000);
+  const length = `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`;
+  const size = bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MB` : `${Math.ceil(bytes / 1024)} KB`;
+  const play = el("button", { type: "button", class: "play" }, "Watch");
+  const save = el("button", { type: "button", class: "link" }, "Download");
+  const line = el("li", { class: "system recording", "data-kind": "recording_saved", "data-file": file },
+    `Recording of this run (${length}, ${size}) `, play, " ", save);
+  const sessionId = state.current.id;
+  play.addEventListener("click", async () => {
+    play.disabled = true;
+    try {
+      const url = await recordingUrl(sessionId, file);
+      line.append(el("video", { class: "recording-video", controls: "", src: url, preload: "metadata" }));
+      play.remove();
+    } catch (e) {
+      play.disabled = false;
+      reportError(e);
+    }
+  });
+  save.addEventListener("click", () => downloadRecording(sessionId, file).catch(reportError));
+  append(line, frame);
 }
 
 // ---- approvals ---------------------------------------------------------------

@@ -57,7 +57,7 @@ fn web(dir: Option<&Path>) -> Router<AppState> {
             .fallback(not_found);
     };
     let csp = HeaderValue::from_static(
-        "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; \
+        "default-src 'self'; img-src 'self' blob: data:; media-src blob:; connect-src 'self'; \
          style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; \
          form-action 'none'; base-uri 'none'; object-src 'none'",
     );

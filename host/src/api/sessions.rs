@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/{id}/approvals/{tool_use_id}", post(decide))
         .route("/sessions/{id}/events", get(events))
         .route("/sessions/{id}/images/{sha256}", get(image))
+        .route("/sessions/{id}/recordings/{file}", get(recording))
         .route("/sessions/{id}/ws", get(super::ws::upgrade))
 }
 
@@ -79,12 +80,17 @@ struct CreateBody {
 struct SettingsPatch {
     #[serde(default)]
     ask_before_acting: Option<bool>,
+    #[serde(default)]
+    record_video: Option<bool>,
 }
 
 impl SettingsPatch {
     fn apply(self, mut settings: SessionSettings) -> SessionSettings {
         if let Some(v) = self.ask_before_acting {
             settings.ask_before_acting = v;
+        }
+        if let Some(v) = self.record_video {
+            settings.record_video = v;
         }
         settings
     }
@@ -435,6 +441,50 @@ async fn events(
         next_cursor,
         events,
     }))
+}
+
+/// A run's desktop video. Served from its file with range requests, so a
+/// browser can seek without downloading it all.
+async fn recording(
+    State(state): State<AppState>,
+    user: User,
+    Path((id, file)): Path<(String, String)>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    use tower::ServiceExt as _;
+    state.store.session(&user.id, &id).await?;
+    let valid = file.strip_suffix(".webm").is_some_and(|stem| {
+        !stem.is_empty() && stem.len() <= 20 && stem.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !valid {
+        return Err(ApiError::bad_request(
+            "invalid_path",
+            "not a recording's file name",
+        ));
+    }
+    let Some(path) = state
+        .sessions
+        .shared()
+        .recordings_of(&id)
+        .map(|d| d.join(&file))
+    else {
+        return Err(ApiError::not_found("recording"));
+    };
+    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        return Err(ApiError::not_found("recording"));
+    }
+    let served = match tower_http::services::ServeFile::new_with_mime(&path, &mime_webm())
+        .oneshot(request)
+        .await
+    {
+        Ok(served) => served,
+        Err(never) => match never {},
+    };
+    Ok(served.map(axum::body::Body::new).into_response())
+}
+
+fn mime_webm() -> mime::Mime {
+    "video/webm".parse().expect("a valid media type")
 }
 
 async fn image(

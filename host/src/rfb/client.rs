@@ -239,6 +239,11 @@ impl RfbClient {
         self.updates.borrow().alive
     }
 
+    /// Counts updates that changed pixels: equal counts, same picture.
+    pub fn generation(&self) -> u64 {
+        self.updates.borrow().generation
+    }
+
     pub fn size(&self) -> (u16, u16) {
         let fb = self.framebuffer.lock().unwrap_or_else(|p| p.into_inner());
         (fb.width, fb.height)

@@ -126,6 +126,12 @@ impl RfbComputer {
         Ok(())
     }
 
+    /// The connection as it is, for watching the screen (a recording):
+    /// no reconnect, and not counted as use of the sandbox.
+    pub async fn mirror(&self) -> Arc<RfbClient> {
+        self.client.read().await.clone()
+    }
+
     /// The live connection, reconnecting once if it dropped.
     pub async fn client(&self) -> Result<Arc<RfbClient>, HostError> {
         if let Some(stopped) = self.activity.stopped_error() {

@@ -15,13 +15,14 @@ use super::hub::Hub;
 use super::llm::SessionLlm;
 use super::log::EventLog;
 use super::quota::Permit;
+use super::recording::Recorder;
 use super::run::{self, RunControl, RunEnd, Runner};
 use super::switch::switch_policy;
 use super::{Command, Decision, LiveState, SessionError, SessionHandle, Shared};
 use crate::capabilities::{CallContext, ImageStore, LlmBackend};
 use crate::event::{
-    ApprovalDecided, ApprovalOutcome, ControlChanged, EventBody, Holder, Source, StoredPart,
-    ToolResult,
+    ApprovalDecided, ApprovalOutcome, ControlChanged, EventBody, Holder, RecordingSaved, Source,
+    StoredPart, ToolResult,
 };
 use crate::plugins::PolicyInstance;
 use crate::sandbox::{Sandbox, SandboxError};
@@ -54,6 +55,8 @@ struct Actor {
     /// one, one running agent while a run lasts.
     sandbox_permit: Option<Permit>,
     run_permit: Option<Permit>,
+    /// The run's desktop video, while one is recorded.
+    recorder: Option<Recorder>,
 }
 
 /// Starts a session's actor. `recovered` is told once a session the
@@ -101,6 +104,7 @@ pub(super) fn spawn(
         images: Arc::new(ImageStore::with_budget(SESSION_IMAGE_BUDGET)),
         sandbox_permit: None,
         run_permit: None,
+        recorder: None,
     };
     let user_id = actor.session.user_id.as_str().into();
     tokio::spawn(actor.main(rx, recovered));
@@ -280,12 +284,21 @@ impl Actor {
                 let _ = reply.send(result);
             }
             Command::Settings(settings, reply) => {
-                let _ = reply.send(self.set_settings(settings).await);
+                let result = self.set_settings(settings).await;
+                if task.is_some() {
+                    self.follow_recording_switch().await;
+                }
+                let _ = reply.send(result);
             }
             Command::Delete(reply) => {
                 if let Some(t) = task.take() {
                     t.abort();
                     let _ = t.await;
+                }
+                // Dropped, not finished: ffmpeg is killed, the files go.
+                self.recorder = None;
+                if let Some(dir) = self.shared.recordings_of(&self.session.id) {
+                    let _ = tokio::fs::remove_dir_all(dir).await;
                 }
                 self.release_sandbox().await;
                 let result = self
@@ -302,6 +315,7 @@ impl Actor {
                     t.abort();
                     let _ = t.await;
                 }
+                self.stop_recording().await;
                 self.log.settle().await;
                 self.release_sandbox().await;
                 let _ = reply.send(());
@@ -433,6 +447,7 @@ impl Actor {
         self.control.reset();
         self.run_permit = Some(permit);
         self.set_status(SessionStatus::Running, "").await;
+        self.follow_recording_switch().await;
         let runner = Runner {
             shared: self.shared.clone(),
             log: self.log.clone(),
@@ -485,6 +500,7 @@ impl Actor {
     }
 
     async fn run_ended(&mut self, end: RunEnd) {
+        self.stop_recording().await;
         // The loop may have applied a switch; the store has it, keep in step.
         self.session.policy = self.state.borrow().policy.clone();
         if let Some(name) = self.control.take_switch() {
@@ -506,6 +522,7 @@ impl Actor {
         if let Ok((policy, _)) = task.await {
             self.set_policy(policy);
         }
+        self.stop_recording().await;
         // Appends the run began finish first, so the log read below holds
         // every tool call and result it will ever have.
         self.log.settle().await;
@@ -595,6 +612,53 @@ impl Actor {
                 self.state.send_modify(|s| s.pending_policy = None);
                 self.event_error("policy_switch_failed", &message).await;
             }
+        }
+    }
+
+    /// While a run lasts, records its desktop if the session's switch is
+    /// on (and stops if it was switched off). A recording that cannot
+    /// start is an error event; the run goes on.
+    async fn follow_recording_switch(&mut self) {
+        let wanted = self.session.settings.record_video;
+        if !wanted {
+            self.stop_recording().await;
+            return;
+        }
+        if self.recorder.is_some() {
+            return;
+        }
+        let (Some(sandbox), Some(dir)) = (
+            self.sandbox.as_ref(),
+            self.shared.recordings_of(&self.session.id),
+        ) else {
+            return;
+        };
+        let file = format!("{}.webm", crate::store::now_ms());
+        match Recorder::start(sandbox.computer.clone(), &dir, file, &self.shared.recording).await {
+            Ok(recorder) => self.recorder = Some(recorder),
+            Err(e) => self.event_error("recording_failed", &e.to_string()).await,
+        }
+    }
+
+    /// Finishes the run's recording, if one is going, and announces it.
+    async fn stop_recording(&mut self) {
+        let Some(recorder) = self.recorder.take() else {
+            return;
+        };
+        match recorder.finish().await {
+            Ok(r) => {
+                let saved = EventBody::RecordingSaved(RecordingSaved {
+                    file: r.file,
+                    bytes: r.bytes,
+                    duration_ms: r.duration_ms,
+                    width: r.width,
+                    height: r.height,
+                });
+                if let Err(e) = self.log.append(Source::Host, saved).await {
+                    tracing::error!(session = %self.session.id, error = %e, "cannot record a recording");
+                }
+            }
+            Err(e) => self.event_error("recording_failed", &e.to_string()).await,
         }
     }
 

@@ -13,6 +13,7 @@ mod hub;
 mod llm;
 mod log;
 mod quota;
+mod recording;
 mod run;
 mod switch;
 
@@ -26,6 +27,7 @@ pub use approval::{ApprovalRules, RulesError, MAX_NOTE_CHARS};
 pub use hub::{Frame, Hub};
 pub use log::EventLog;
 pub use quota::{Permit, Quotas};
+pub use recording::{Recorder, Recording, RecordingConfig, RecordingError};
 
 use crate::config::AgentConfig;
 use crate::event::Event;
@@ -100,6 +102,18 @@ pub struct Shared {
     pub quotas: Quotas,
     /// Which tool calls wait for a person (`[approval]`).
     pub approval: ApprovalRules,
+    pub recording: RecordingConfig,
+    /// Where run recordings go, a directory per session; `None`: nowhere
+    /// (recording is refused).
+    pub recordings_dir: Option<std::path::PathBuf>,
+}
+
+impl Shared {
+    /// A session's recordings directory. Session ids are made by the
+    /// store from letters and digits, so the path stays inside.
+    pub fn recordings_of(&self, session_id: &str) -> Option<std::path::PathBuf> {
+        self.recordings_dir.as_ref().map(|d| d.join(session_id))
+    }
 }
 
 /// The parts of a session's state that only exist while the host runs.

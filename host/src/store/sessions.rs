@@ -50,6 +50,8 @@ pub struct SessionSettings {
     /// Every action (not a look at the screen) waits for the person's
     /// approval before it runs.
     pub ask_before_acting: bool,
+    /// Each run's desktop is recorded as WebM video.
+    pub record_video: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
