@@ -21,6 +21,11 @@ async fn with_claude(script: Vec<Reply>) -> (MockLlm, TestHost) {
     (mock, host)
 }
 
+fn assert_close(got: &Value, want: f64) {
+    let got = got.as_f64().unwrap_or_else(|| panic!("a number: {got}"));
+    assert!((got - want).abs() < 1e-9, "{got} != {want}");
+}
+
 fn deltas(frames: &[Value]) -> String {
     frames
         .iter()
@@ -76,6 +81,12 @@ async fn claude_computer_use_through_the_anthropic_wire_format() {
     assert_eq!(events[7]["payload"]["text"], "The desktop is ready.");
     assert_eq!(events[6]["payload"]["total_input_tokens"], 240);
     assert_eq!(events[6]["payload"]["cache_read_tokens"], 100);
+    // Priced at the list price the host knows for the default model: 120
+    // fresh input, 42 output, 100 read from and 20 written to the cache.
+    let per_call = (120.0 * 3.0 + 42.0 * 15.0 + 100.0 * 0.3 + 20.0 * 3.75) / 1e6;
+    assert_eq!(events[6]["payload"]["model"], "claude-sonnet-4-5");
+    assert_close(&events[6]["payload"]["cost_usd"], per_call);
+    assert_close(&events[6]["payload"]["total_cost_usd"], 2.0 * per_call);
     let (_, got) = host
         .call("GET", &format!("/api/v1/sessions/{id}"), &token, None)
         .await;
@@ -83,6 +94,7 @@ async fn claude_computer_use_through_the_anthropic_wire_format() {
         (got["input_tokens"].as_i64(), got["output_tokens"].as_i64()),
         (Some(240), Some(84))
     );
+    assert_close(&got["cost_usd"], 2.0 * per_call);
 
     // What went over the wire.
     let requests = mock.requests();
@@ -156,6 +168,15 @@ async fn tool_calling_through_the_openai_wire_format() {
         c.llm.openai.base_url = Some(format!("http://{addr}/v1"));
         c.llm.openai.api_key = Some(SECRET.to_string().into());
         c.llm.openai.model = "local-model".into();
+        c.prices.insert(
+            "local-model".into(),
+            agenthost::llm::Price {
+                input: 1.0,
+                output: 2.0,
+                cache_read: Some(0.5),
+                cache_write: None,
+            },
+        );
     })
     .await;
     let token = host.token(&unique("hank")).await;
@@ -170,6 +191,14 @@ async fn tool_calling_through_the_openai_wire_format() {
     let events = stored(&frames);
     let result = events.iter().find(|e| e["kind"] == "tool_result").unwrap();
     assert_eq!(result["payload"]["content"][0]["text"], "hi\n");
+    // OpenAI counts the 200 cached prompt tokens inside its 300: they are
+    // priced once, at the cache price.
+    let usage = events.iter().find(|e| e["kind"] == "usage").unwrap();
+    assert_eq!(usage["payload"]["model"], "local-model");
+    assert_close(
+        &usage["payload"]["cost_usd"],
+        (100.0 * 1.0 + 25.0 * 2.0 + 200.0 * 0.5) / 1e6,
+    );
     assert_eq!(
         events
             .iter()

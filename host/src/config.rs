@@ -59,6 +59,10 @@ pub struct ServeConfig {
     /// Per-policy settings (`[policies.anthropic-policy]`), given to the
     /// policy's steps as JSON.
     pub policies: BTreeMap<String, toml::Table>,
+    /// Model prices in US dollars per million tokens
+    /// (`[prices."claude-sonnet-4-5"] input = 3.0 ...`), over the list
+    /// prices the host knows; for each session's cost estimate.
+    pub prices: BTreeMap<String, crate::llm::Price>,
 }
 
 impl Default for ServeConfig {
@@ -78,6 +82,7 @@ impl Default for ServeConfig {
             limits: Limits::default(),
             llm: ProvidersConfig::default(),
             policies: BTreeMap::new(),
+            prices: BTreeMap::new(),
         }
     }
 }

@@ -147,6 +147,16 @@ pub struct Usage {
     pub cache_write_tokens: u32,
     pub total_input_tokens: i64,
     pub total_output_tokens: i64,
+    /// The model that served the call, as the provider was asked for it.
+    #[serde(default)]
+    pub model: String,
+    /// Estimated cost of this call in US dollars; absent when the model
+    /// has no price (`[prices]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// The session's estimated cost so far, in US dollars.
+    #[serde(default)]
+    pub total_cost_usd: f64,
 }
 
 /// Something went wrong; `code` is stable, `message` is for people.

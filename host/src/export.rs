@@ -304,6 +304,7 @@ mod tests {
                 last_seq: 3,
                 input_tokens: 10,
                 output_tokens: 5,
+                cost_usd: 0.0,
                 settings: Default::default(),
             },
             events: vec![

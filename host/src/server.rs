@@ -100,6 +100,7 @@ impl Server {
             quotas: crate::session::Quotas::new(config.user_caps()),
             approval: crate::session::ApprovalRules::new(&config.approval)?,
             recording: config.recording.clone(),
+            prices: Arc::new(crate::llm::Prices::new(&config.prices)),
             recordings_dir: Some(data_dir.join("recordings")),
         }));
         let evictor = config

@@ -220,6 +220,9 @@ def test_the_policy_picker_switches_the_policy(page):
     expect(page.locator('#messages [data-kind="assistant_message"]').last).to_have_text(
         "Hello from a streamed reply.", timeout=60_000
     )
+    # The provider reported 10 input and 7 output tokens; at the list
+    # price of the default model that is $0.000135.
+    expect(page.locator("#usage")).to_have_text("10 in / 7 out tokens · ≈ $0.00014")
 
 
 def test_a_prompt_injected_form_is_inert(page, host):

@@ -212,7 +212,8 @@ function renderHeader() {
   const status = s?.status ?? "idle";
   $("status").textContent = status;
   $("status").dataset.status = status;
-  $("usage").textContent = s ? `${s.input_tokens.toLocaleString()} in / ${s.output_tokens.toLocaleString()} out tokens` : "";
+  const cost = s?.cost_usd > 0 ? ` · ≈ $${s.cost_usd < 1 ? s.cost_usd.toPrecision(2) : s.cost_usd.toFixed(2)}` : "";
+  $("usage").textContent = s ? `${s.input_tokens.toLocaleString()} in / ${s.output_tokens.toLocaleString()} out tokens${cost}` : "";
   $("pause").disabled = status !== "running";
   $("resume").disabled = !(status === "paused" || status === "error");
   $("stop").disabled = !(status === "running" || status === "paused");
@@ -355,7 +356,12 @@ function handleFrame(frame) {
       systemLine(`Policy switched from ${p.from} to ${p.to} ${p.version ?? ""}`, "info", frame);
       break;
     case "usage":
-      state.current = { ...state.current, input_tokens: p.total_input_tokens, output_tokens: p.total_output_tokens };
+      state.current = {
+        ...state.current,
+        input_tokens: p.total_input_tokens,
+        output_tokens: p.total_output_tokens,
+        cost_usd: p.total_cost_usd ?? state.current?.cost_usd,
+      };
       renderHeader();
       break;
     case "approval_requested":

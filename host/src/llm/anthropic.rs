@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::retry::{self, RetryPolicy};
 use super::sse::SseReader;
-use super::{DeltaSink, ImageSource, LlmError, Provider, Secret};
+use super::{DeltaSink, ImageSource, InputCounting, LlmError, Provider, Secret};
 use crate::plugins::bindings::current::llm::{
     Message, MessagePart, Opaque, Request, Response, Role, StopReason, Thinking, Usage,
 };
@@ -243,6 +243,14 @@ fn count(v: &Value, key: &str) -> Option<u32> {
 
 #[async_trait]
 impl Provider for Anthropic {
+    fn default_model(&self) -> &str {
+        &self.model
+    }
+
+    fn input_counting(&self) -> InputCounting {
+        InputCounting::Separate
+    }
+
     async fn complete(
         &self,
         request: &Request,

@@ -12,6 +12,7 @@
 
 mod anthropic;
 mod openai;
+mod price;
 mod retry;
 mod sse;
 
@@ -23,6 +24,7 @@ use serde::Deserialize;
 
 pub use anthropic::{Anthropic, AnthropicConfig};
 pub use openai::{OpenAi, OpenAiConfig};
+pub use price::{InputCounting, Price, Prices};
 
 use crate::plugins::bindings::current::llm::{Request, Response};
 use crate::plugins::bindings::current::types::HostError;
@@ -103,6 +105,12 @@ pub trait ImageSource: Send + Sync {
 
 #[async_trait]
 pub trait Provider: Send + Sync {
+    /// The model a request without one gets.
+    fn default_model(&self) -> &str;
+
+    /// How this provider's usage counts cached input (for prices).
+    fn input_counting(&self) -> InputCounting;
+
     /// `model` is the provider's own model name (routing prefix removed).
     async fn complete(
         &self,
@@ -184,6 +192,14 @@ mod tests {
 
     #[async_trait]
     impl Provider for Named {
+        fn default_model(&self) -> &str {
+            "named"
+        }
+
+        fn input_counting(&self) -> InputCounting {
+            InputCounting::Separate
+        }
+
         async fn complete(
             &self,
             _: &Request,

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::retry::{self, RetryPolicy};
 use super::sse::SseReader;
-use super::{DeltaSink, ImageSource, LlmError, Provider, Secret};
+use super::{DeltaSink, ImageSource, InputCounting, LlmError, Provider, Secret};
 use crate::plugins::bindings::current::llm::{
     MessagePart, Request, Response, Role, StopReason, Usage,
 };
@@ -155,6 +155,14 @@ fn count(v: &Value, pointer: &str) -> u32 {
 
 #[async_trait]
 impl Provider for OpenAi {
+    fn default_model(&self) -> &str {
+        &self.model
+    }
+
+    fn input_counting(&self) -> InputCounting {
+        InputCounting::IncludesCached
+    }
+
     async fn complete(
         &self,
         request: &Request,

@@ -90,6 +90,7 @@ pub(super) fn spawn(
         budget: shared.agent.token_budget,
         user_id: session.user_id.clone(),
         tokens_per_day: shared.quotas.caps().tokens_per_day,
+        prices: shared.prices.clone(),
     });
     let actor = Actor {
         shared,

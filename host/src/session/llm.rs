@@ -17,10 +17,10 @@ use async_trait::async_trait;
 use super::log::EventLog;
 use crate::capabilities::{ImageStore, LlmBackend};
 use crate::event::{EventBody, ProviderPart, Source, Thinking, Usage};
-use crate::llm::{DeltaSink, ImageSource, Providers};
+use crate::llm::{DeltaSink, ImageSource, Prices, Providers};
 use crate::plugins::bindings::current::llm::{MessagePart, Request, Response};
 use crate::plugins::bindings::current::types::HostError;
-use crate::store::Store;
+use crate::store::{micros_to_usd, Store};
 
 pub struct SessionLlm {
     pub providers: Providers,
@@ -32,6 +32,8 @@ pub struct SessionLlm {
     pub user_id: String,
     /// The user's daily cap across sessions; 0: none.
     pub tokens_per_day: u64,
+    /// For the session's cost estimate.
+    pub prices: Arc<Prices>,
 }
 
 /// The images a request may name: the session's own, in memory or stored.
@@ -85,6 +87,7 @@ impl LlmBackend for SessionLlm {
             }
         }
         let (provider, model) = self.providers.route(request.model.as_deref())?;
+        let model_name = model.unwrap_or(provider.default_model()).to_string();
         let source = Images {
             memory: images,
             store: &self.store,
@@ -100,12 +103,16 @@ impl LlmBackend for SessionLlm {
             .add_user_tokens(&self.user_id, added as i64)
             .await
             .map_err(|e| HostError::Failed(e.to_string()))?;
+        let cost = self
+            .prices
+            .cost_micros(&model_name, provider.input_counting(), u);
         let totals = self
             .store
             .add_usage(
                 self.log.session_id(),
                 i64::from(u.input_tokens),
                 i64::from(u.output_tokens),
+                cost.unwrap_or(0),
             )
             .await
             .map_err(|e| HostError::Failed(e.to_string()))?;
@@ -131,8 +138,11 @@ impl LlmBackend for SessionLlm {
             output_tokens: u.output_tokens,
             cache_read_tokens: u.cache_read_tokens,
             cache_write_tokens: u.cache_write_tokens,
-            total_input_tokens: totals.0,
-            total_output_tokens: totals.1,
+            total_input_tokens: totals.input_tokens,
+            total_output_tokens: totals.output_tokens,
+            model: model_name,
+            cost_usd: cost.map(micros_to_usd),
+            total_cost_usd: micros_to_usd(totals.cost_micros),
         });
         self.log
             .append(Source::Host, usage)

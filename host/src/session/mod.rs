@@ -103,6 +103,8 @@ pub struct Shared {
     /// Which tool calls wait for a person (`[approval]`).
     pub approval: ApprovalRules,
     pub recording: RecordingConfig,
+    /// Model prices, for each session's cost estimate.
+    pub prices: Arc<crate::llm::Prices>,
     /// Where run recordings go, a directory per session; `None`: nowhere
     /// (recording is refused).
     pub recordings_dir: Option<std::path::PathBuf>,

@@ -41,6 +41,14 @@ impl SessionStatus {
     }
 }
 
+/// A session's running totals after a model call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageTotals {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micros: i64,
+}
+
 /// A session's switches, set by its person (`PATCH /sessions/{id}`).
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
@@ -54,7 +62,7 @@ pub struct SessionSettings {
     pub record_video: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Session {
     pub id: String,
     pub user_id: String,
@@ -66,11 +74,14 @@ pub struct Session {
     pub last_seq: i64,
     pub input_tokens: i64,
     pub output_tokens: i64,
+    /// Estimated model cost so far, in US dollars (calls whose model has
+    /// a price; see `[prices]`).
+    pub cost_usd: f64,
     pub settings: SessionSettings,
 }
 
 const COLUMNS: &str =
-    "id, user_id, title, status, policy, created_at, updated_at, last_seq, input_tokens, output_tokens, settings";
+    "id, user_id, title, status, policy, created_at, updated_at, last_seq, input_tokens, output_tokens, settings, cost_micros";
 
 fn session(row: &sqlx::any::AnyRow) -> Result<Session, StoreError> {
     Ok(Session {
@@ -84,9 +95,14 @@ fn session(row: &sqlx::any::AnyRow) -> Result<Session, StoreError> {
         last_seq: row.try_get("last_seq")?,
         input_tokens: row.try_get("input_tokens")?,
         output_tokens: row.try_get("output_tokens")?,
+        cost_usd: micros_to_usd(row.try_get("cost_micros")?),
         settings: serde_json::from_str(&row.try_get::<String, _>("settings")?)
             .map_err(|e| StoreError::Corrupt(format!("session settings: {e}")))?,
     })
+}
+
+pub fn micros_to_usd(micros: i64) -> f64 {
+    micros as f64 / 1e6
 }
 
 fn settings_json(settings: &SessionSettings) -> String {
@@ -131,10 +147,11 @@ impl Store {
             last_seq: 0,
             input_tokens: 0,
             output_tokens: 0,
+            cost_usd: 0.0,
             settings,
         };
         sqlx::query(&format!(
-            "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&s.id)
         .bind(&s.user_id)
@@ -147,6 +164,7 @@ impl Store {
         .bind(s.input_tokens)
         .bind(s.output_tokens)
         .bind(settings_json(&s.settings))
+        .bind(0i64)
         .execute(&self.pool)
         .await?;
         Ok(s)
@@ -249,24 +267,32 @@ impl Store {
         Ok(())
     }
 
-    /// Adds one LLM call's tokens to the session's totals; returns the totals.
+    /// Adds one LLM call's tokens and estimated cost (millionths of a
+    /// dollar) to the session's totals; returns the new totals.
     pub async fn add_usage(
         &self,
         id: &str,
         input_tokens: i64,
         output_tokens: i64,
-    ) -> Result<(i64, i64), StoreError> {
+        cost_micros: i64,
+    ) -> Result<UsageTotals, StoreError> {
         let row = sqlx::query(
-            "UPDATE sessions SET input_tokens = input_tokens + $1, output_tokens = output_tokens + $2 \
-             WHERE id = $3 RETURNING input_tokens, output_tokens",
+            "UPDATE sessions SET input_tokens = input_tokens + $1, output_tokens = output_tokens + $2, \
+             cost_micros = cost_micros + $3 \
+             WHERE id = $4 RETURNING input_tokens, output_tokens, cost_micros",
         )
         .bind(input_tokens)
         .bind(output_tokens)
+        .bind(cost_micros)
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
-        Ok((row.try_get("input_tokens")?, row.try_get("output_tokens")?))
+        Ok(UsageTotals {
+            input_tokens: row.try_get("input_tokens")?,
+            output_tokens: row.try_get("output_tokens")?,
+            cost_micros: row.try_get("cost_micros")?,
+        })
     }
 
     /// The policy's opaque state blob, kept between steps and across restarts.
