@@ -964,7 +964,7 @@ async fn a_session_exports_as_json_lines_and_one_html_page() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recorded_run_is_a_playable_webm_of_the_desktop() {
-    let host = TestHost::start(Db::Sqlite).await;
+    let host = TestHost::start_with(Db::Sqlite, |c| c.recording.max_session_mib = 1).await;
     let token = host.token(&unique("rhea")).await;
     let session = host
         .create_session(&token, json!({"settings": {"record_video": true}}))
@@ -980,6 +980,7 @@ async fn a_recorded_run_is_a_playable_webm_of_the_desktop() {
         "no recording error: {frames:?}"
     );
     let saved = frames.last().unwrap()["payload"].clone();
+    ws.until_status("idle").await;
     assert_eq!(
         (saved["width"].as_u64(), saved["height"].as_u64()),
         (Some(1280), Some(800))
@@ -1045,6 +1046,25 @@ async fn a_recorded_run_is_a_playable_webm_of_the_desktop() {
         .unwrap();
     assert_eq!(res.status(), 206);
     assert_eq!(res.bytes().await.unwrap().len(), 100);
+
+    // Past the session's disk allowance a run is not recorded, and says so.
+    let dir = host.data_dir.join("recordings").join(&id);
+    std::fs::write(dir.join("1.webm"), vec![0u8; 1 << 20]).unwrap();
+    ws.send(user_message("take a screenshot")).await;
+    let frames = ws.until_status("idle").await;
+    let refused = frames
+        .iter()
+        .find(|f| f["kind"] == "error")
+        .expect("an error event");
+    assert_eq!(refused["payload"]["code"], "recording_failed");
+    assert!(
+        refused["payload"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit is 1 MiB"),
+        "{refused}"
+    );
+    assert!(frames.iter().all(|f| f["kind"] != "recording_saved"));
 
     // Bad names, another user, and a deleted session find nothing.
     let (status, _, _) = host

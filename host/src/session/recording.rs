@@ -34,6 +34,9 @@ pub struct RecordingConfig {
     pub max_secs: u64,
     /// VP8 target bitrate, in kbit/s.
     pub bitrate_kbps: u32,
+    /// A session's recordings together may take this many MiB of disk;
+    /// past it, runs are no longer recorded (an error event says so).
+    pub max_session_mib: u64,
 }
 
 impl Default for RecordingConfig {
@@ -43,6 +46,7 @@ impl Default for RecordingConfig {
             fps: 5,
             max_secs: 3600,
             bitrate_kbps: 800,
+            max_session_mib: 2048,
         }
     }
 }
@@ -61,6 +65,8 @@ pub enum RecordingError {
     },
     #[error("ffmpeg failed: {0}")]
     Encoder(String),
+    #[error("the session's recordings take {used_mib} MiB, the limit is {limit_mib} MiB; delete the session or record less")]
+    Full { used_mib: u64, limit_mib: u64 },
 }
 
 /// A finished recording.
@@ -97,6 +103,13 @@ impl Recorder {
             path: dir.to_path_buf(),
             source,
         })?;
+        let used_mib = bytes_in(dir) >> 20;
+        if used_mib >= config.max_session_mib {
+            return Err(RecordingError::Full {
+                used_mib,
+                limit_mib: config.max_session_mib,
+            });
+        }
         let (width, height) = computer.mirror().await.size();
         let path = dir.join(&file);
         let child = Command::new(&config.ffmpeg)
@@ -140,6 +153,20 @@ impl Recorder {
             ))),
         }
     }
+}
+
+/// Bytes of the files directly in `dir`.
+fn bytes_in(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 struct FrameLoop {
