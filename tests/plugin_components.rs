@@ -206,7 +206,11 @@ async fn computer_rejects_bad_input_clearly() {
             json!({"action": "key", "text": "no_such_key"}),
             "unknown key name",
         ),
-        (json!({"action": "fly"}), "unknown action"),
+        // Caught by the host against the tool's schema (an enum).
+        (
+            json!({"action": "fly"}),
+            "at `/action`: \"fly\" is not one of",
+        ),
         (
             json!({"action": "scroll", "scroll_direction": "sideways"}),
             "not one of",
@@ -216,7 +220,7 @@ async fn computer_rejects_bad_input_clearly() {
             "start_coordinate",
         ),
         (json!({"action": "wait", "duration": 3600}), "duration"),
-        (json!({"actoin": "screenshot"}), "unknown field"),
+        (json!({"actoin": "screenshot"}), "('actoin' was unexpected)"),
     ] {
         let err = error_text(
             invoke(&rt, "computer", &sb.ctx, "computer", input.clone())
@@ -352,7 +356,11 @@ async fn python_and_javascript_examples_run() {
             .await
             .unwrap_err(),
     );
-    assert!(err.contains("`text` must be a string"), "{err}");
+    // The host checks the example's schema before the plugin runs.
+    assert!(
+        err.contains("at `/text`: 5 is not of type \"string\""),
+        "{err}"
+    );
 
     let out = invoke(
         &rt,
@@ -376,7 +384,7 @@ async fn python_and_javascript_examples_run() {
         .unwrap_err(),
     );
     assert!(
-        err.starts_with("invalid:") && err.contains("must be one of"),
+        err.starts_with("invalid:") && err.contains("at `/to`: \"upside-down\" is not one of"),
         "{err}"
     );
 }
@@ -526,4 +534,55 @@ async fn a_tool_cannot_serve_as_a_policy() {
     .err()
     .unwrap();
     assert!(err.to_string().contains("not a policy"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_host_holds_a_call_to_the_tools_own_schema_before_it_runs() {
+    let rt = runtime();
+    let sb = FakeSandbox::new();
+    // bash's schema says additionalProperties: false; the plugin itself
+    // ignores unknown fields and would run `ls`.
+    let err = error_text(
+        invoke(
+            &rt,
+            "bash",
+            &sb.ctx,
+            "bash",
+            json!({"command": "ls", "sudo": true}),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert!(
+        err.starts_with("invalid: the input does not match the tool's input schema"),
+        "{err}"
+    );
+    assert!(
+        err.contains("additionalProperties") && err.contains("'sudo'"),
+        "{err}"
+    );
+    let err = error_text(
+        invoke(
+            &rt,
+            "bash",
+            &sb.ctx,
+            "bash",
+            json!({"command": "ls", "timeout_seconds": 0}),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert!(
+        err.contains("at `/timeout_seconds`") && err.contains("minimum"),
+        "{err}"
+    );
+    assert!(
+        sb.shell.commands.lock().unwrap().is_empty(),
+        "the plugin never ran"
+    );
+    // A call the schema allows runs as before.
+    invoke(&rt, "bash", &sb.ctx, "bash", json!({"command": "ls"}))
+        .await
+        .unwrap();
+    assert_eq!(*sb.shell.commands.lock().unwrap(), ["ls"]);
 }

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::bindings::current::{policy, types::ToolSpec};
 use super::dispatch::{PolicyPre, ToolPre};
-use super::{CacheOutcome, Manifest, PluginKind, Shape};
+use super::{CacheOutcome, InputSchema, Manifest, PluginKind, Shape};
 
 /// What a component says about itself at load.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct LoadedPlugin {
     pub describe: Describe,
     pub cache: CacheOutcome,
     pub(crate) pre: Pre,
+    /// Each tool's input schema, compiled at load (tools only).
+    pub(crate) schemas: std::collections::BTreeMap<String, InputSchema>,
 }
 
 impl LoadedPlugin {

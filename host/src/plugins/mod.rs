@@ -22,6 +22,7 @@ mod manifest;
 mod policy;
 mod registry;
 mod runtime;
+mod schema;
 
 pub use cache::CacheOutcome;
 pub use error::{InvokeError, LoadError, PluginError, RegistryError};
@@ -33,3 +34,4 @@ pub use manifest::{parse_capability_list, Capability, Manifest, PluginKind};
 pub use policy::PolicyInstance;
 pub use registry::{InstalledPlugin, Registry};
 pub use runtime::{Runtime, RuntimeConfig, ToolResult};
+pub use schema::InputSchema;

@@ -17,8 +17,8 @@ use super::engine::PluginEngine;
 use super::inspect::{check_header, shape};
 use super::loaded::{Describe, Pre};
 use super::{
-    EffectiveGrants, InvokeError, Limits, LoadError, LoadedPlugin, Manifest, PluginError,
-    PluginKind, RegistryError, Shape,
+    EffectiveGrants, InputSchema, InvokeError, Limits, LoadError, LoadedPlugin, Manifest,
+    PluginError, PluginKind, RegistryError, Shape,
 };
 use crate::capabilities::{CallContext, HostState};
 
@@ -117,6 +117,10 @@ impl Runtime {
         };
         let pre = self.instantiate_pre(&component, &shape)?;
         let describe = self.describe(&manifest.name, &pre).await?;
+        let schemas = match &describe {
+            Describe::Tool(specs) => validate_specs(&manifest.name, specs)?,
+            Describe::Policy(_) => Default::default(),
+        };
         Ok(LoadedPlugin {
             manifest,
             sha256,
@@ -124,6 +128,7 @@ impl Runtime {
             describe,
             cache,
             pre,
+            schemas,
         })
     }
 
@@ -219,15 +224,11 @@ impl Runtime {
                 .await
             }
         };
-        let describe = match outcome {
-            Err(_) => return Err(self.timeout_error(store.data())),
-            Ok(Err(e)) => return Err(self.classify(e, store.data())),
-            Ok(Ok(d)) => d,
-        };
-        if let Describe::Tool(specs) = &describe {
-            validate_specs(name, specs)?;
+        match outcome {
+            Err(_) => Err(self.timeout_error(store.data())),
+            Ok(Err(e)) => Err(self.classify(e, store.data())),
+            Ok(Ok(d)) => Ok(d),
         }
-        Ok(describe)
     }
 
     /// Runs one tool call in a fresh store. The outer error is the host's
@@ -251,7 +252,15 @@ impl Runtime {
             return Err(RegistryError::UnknownTool(call.name).into());
         }
         match serde_json::from_str::<serde_json::Value>(&call.input) {
-            Ok(serde_json::Value::Object(_)) => {}
+            Ok(input @ serde_json::Value::Object(_)) => {
+                // The tool's own schema, checked before it runs: a call it
+                // rules out is the model's to fix, not the plugin's to see.
+                if let Some(schema) = plugin.schemas.get(&call.name) {
+                    if let Err(message) = schema.check(&input) {
+                        return Ok(Err(ToolError::InvalidInput(message)));
+                    }
+                }
+            }
             Ok(other) => {
                 return Err(InvokeError::InvalidInput(format!(
                     "the input must be a JSON object, not {}",
@@ -311,7 +320,11 @@ fn output_bytes(result: &ToolResult) -> usize {
     }
 }
 
-fn validate_specs(plugin: &str, specs: &[ToolSpec]) -> Result<(), LoadError> {
+/// Checks the tools a plugin describes and compiles their input schemas.
+fn validate_specs(
+    plugin: &str,
+    specs: &[ToolSpec],
+) -> Result<std::collections::BTreeMap<String, InputSchema>, LoadError> {
     let bad = |reason: String| LoadError::BadDescription {
         plugin: plugin.to_string(),
         reason,
@@ -319,7 +332,7 @@ fn validate_specs(plugin: &str, specs: &[ToolSpec]) -> Result<(), LoadError> {
     if specs.is_empty() {
         return Err(bad("it offers no tools".into()));
     }
-    let mut seen = std::collections::BTreeSet::new();
+    let mut schemas = std::collections::BTreeMap::new();
     for spec in specs {
         let name_ok = (1..=64).contains(&spec.name.len())
             && spec
@@ -332,20 +345,27 @@ fn validate_specs(plugin: &str, specs: &[ToolSpec]) -> Result<(), LoadError> {
                 spec.name
             )));
         }
-        if !seen.insert(spec.name.as_str()) {
+        if schemas.contains_key(&spec.name) {
             return Err(bad(format!("tool `{}` is described twice", spec.name)));
         }
-        match serde_json::from_str::<serde_json::Value>(&spec.input_schema) {
-            Ok(serde_json::Value::Object(_)) => {}
+        let schema = match serde_json::from_str::<serde_json::Value>(&spec.input_schema) {
+            Ok(schema @ serde_json::Value::Object(_)) => schema,
             _ => {
                 return Err(bad(format!(
                     "the input schema of `{}` is not a JSON object",
                     spec.name
                 )))
             }
-        }
+        };
+        let compiled = InputSchema::compile(&schema).map_err(|e| {
+            bad(format!(
+                "the input schema of `{}` is not valid JSON Schema: {e}",
+                spec.name
+            ))
+        })?;
+        schemas.insert(spec.name.clone(), compiled);
     }
-    Ok(())
+    Ok(schemas)
 }
 
 #[cfg(test)]
@@ -381,5 +401,7 @@ mod tests {
                 "{schema:?}"
             );
         }
+        let why = reason(&[spec("a", r#"{"type":"objekt","properties":5}"#)]);
+        assert!(why.contains("not valid JSON Schema"), "{why}");
     }
 }
