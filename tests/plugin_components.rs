@@ -586,3 +586,68 @@ async fn the_host_holds_a_call_to_the_tools_own_schema_before_it_runs() {
         .unwrap();
     assert_eq!(*sb.shell.commands.lock().unwrap(), ["ls"]);
 }
+
+/// `plugin check`'s advice for a component under a given manifest.
+async fn advice_for(
+    rt: &Runtime,
+    name: &str,
+    edit: impl FnOnce(&mut agenthost::plugins::Manifest),
+) -> Vec<(String, String)> {
+    let (bytes, mut manifest) = component(name);
+    edit(&mut manifest);
+    let plugin = rt.load(bytes, Some(manifest), name).await.unwrap();
+    agenthost::plugins::advise(&plugin, true)
+        .into_iter()
+        .map(|a| (a.level.to_string(), a.message))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_advises_on_capabilities_and_names_that_load_but_mislead() {
+    use agenthost::plugins::Capability;
+    let rt = runtime();
+    // As shipped: nothing to say.
+    assert_eq!(advice_for(&rt, "bash", |_| {}).await, vec![]);
+    // bash imports shell; a manifest without it would see every call denied.
+    let advice = advice_for(&rt, "bash", |m| m.capabilities.clear()).await;
+    assert_eq!(advice.len(), 1, "{advice:?}");
+    assert_eq!(advice[0].0, "warning");
+    assert!(
+        advice[0]
+            .1
+            .contains("imports `shell` but the manifest does not ask"),
+        "{advice:?}"
+    );
+    // Asking for what it never imports.
+    let advice = advice_for(&rt, "bash", |m| {
+        m.capabilities.insert(Capability::Computer);
+    })
+    .await;
+    assert!(
+        advice[0]
+            .1
+            .contains("asks for `computer` but the component never imports it"),
+        "{advice:?}"
+    );
+    // componentize-py imports the whole world: a note, not a warning per import.
+    let advice = advice_for(&rt, "text-stats", |_| {}).await;
+    assert!(
+        advice.iter().all(|(level, _)| level == "note"),
+        "{advice:?}"
+    );
+    assert!(
+        advice[0].1.contains("imports every capability"),
+        "{advice:?}"
+    );
+    // Every policy imports llm for its types; only a call needs the grant.
+    assert_eq!(advice_for(&rt, "scripted-policy", |_| {}).await, vec![]);
+    // A policy installed under another name than it gives itself.
+    let advice = advice_for(&rt, "scripted-policy", |m| m.name = "scripted-b".into()).await;
+    assert_eq!(advice.len(), 1, "{advice:?}");
+    assert!(
+        advice[0]
+            .1
+            .contains("the component calls itself `scripted-policy`"),
+        "{advice:?}"
+    );
+}

@@ -13,8 +13,8 @@ use agenthost::plugins::bindings::current::tool::ToolError;
 use agenthost::plugins::bindings::current::types::ContentPart;
 use agenthost::plugins::bindings::current::types::ToolUse;
 use agenthost::plugins::{
-    check_header, parse_capability_list, Capability, EffectiveGrants, Manifest, Registry, Runtime,
-    RuntimeConfig,
+    advise, check_header, parse_capability_list, Capability, EffectiveGrants, Manifest, Registry,
+    Runtime, RuntimeConfig,
 };
 use agenthost::sandbox::{Docker, SandboxConfig};
 
@@ -169,6 +169,11 @@ pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
                 "none: capabilities derived from imports"
             });
             out["imported_capabilities"] = json!(plugin.shape.imported_capabilities);
+            let advice = advise(&plugin, had_manifest);
+            for a in &advice {
+                eprintln!("{}: {}", a.level, a.message);
+            }
+            out["advice"] = json!(advice);
             print_json(&out)
         }
         PluginCommand::Invoke {

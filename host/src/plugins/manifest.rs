@@ -121,9 +121,11 @@ impl Manifest {
             toml::from_str(text).map_err(|e| RegistryError::BadManifest(e.to_string()))?;
         validate_name(&raw.name)?;
         validate_version(&raw.version)?;
+        // `log` needs no grant; a manifest that lists it anyway is fine.
         let capabilities = raw
             .capabilities
             .iter()
+            .filter(|c| c.as_str() != "log")
             .map(|c| c.parse())
             .collect::<Result<_, _>>()?;
         Ok(Self {
@@ -215,6 +217,15 @@ mod tests {
             m.capabilities,
             [Capability::Shell, Capability::Files].into_iter().collect()
         );
+    }
+
+    #[test]
+    fn log_may_be_listed_and_needs_no_grant() {
+        let m = Manifest::parse(
+            "name = \"x\"\nversion = \"1.0.0\"\ncapabilities = [\"log\", \"shell\"]\n",
+        )
+        .unwrap();
+        assert_eq!(m.capabilities, [Capability::Shell].into_iter().collect());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! * [`Registry`] is what is installed: versions on disk, grants, and the
 //!   active version of each plugin behind an atomic swap.
 
+mod advice;
 pub mod bindings;
 mod cache;
 mod dispatch;
@@ -24,6 +25,7 @@ mod registry;
 mod runtime;
 mod schema;
 
+pub use advice::{advise, Advice};
 pub use cache::CacheOutcome;
 pub use error::{InvokeError, LoadError, PluginError, RegistryError};
 pub use grants::{EffectiveGrants, GrantTable};
