@@ -378,3 +378,65 @@ fn serve_rejects_a_bad_config_file_clearly() {
         stderr(&out)
     );
 }
+
+#[test]
+fn invoke_honours_the_configs_limits_and_its_own_flags() {
+    let data = tempfile::tempdir().unwrap();
+    let tool = plugins_dir().join("misbehaving-tool.wasm");
+    let tool = tool.to_str().unwrap();
+    // The data directory's config.toml, as the server would read it.
+    std::fs::write(data.path().join("config.toml"), "[limits]\ncpu = 300\n").unwrap();
+    let out = agenthost(data.path(), &["plugin", "invoke", tool, "spin", "{}"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("CPU time limit of 300ms"),
+        "{}",
+        stderr(&out)
+    );
+    // Flags win over the file.
+    let out = agenthost(
+        data.path(),
+        &["plugin", "invoke", tool, "spin", "{}", "--cpu-ms", "100"],
+    );
+    assert!(
+        stderr(&out).contains("CPU time limit of 100ms"),
+        "{}",
+        stderr(&out)
+    );
+    let out = agenthost(
+        data.path(),
+        &[
+            "plugin",
+            "invoke",
+            tool,
+            "allocate",
+            "{}",
+            "--memory-mb",
+            "8",
+        ],
+    );
+    assert!(
+        stderr(&out).contains(&format!("memory limit of {} bytes", 8 << 20)),
+        "{}",
+        stderr(&out)
+    );
+    let out = agenthost(
+        data.path(),
+        &[
+            "plugin",
+            "invoke",
+            tool,
+            "spin",
+            "{}",
+            "--cpu-ms",
+            "60000",
+            "--wall-ms",
+            "200",
+        ],
+    );
+    assert!(
+        stderr(&out).contains("time limit of 200ms"),
+        "{}",
+        stderr(&out)
+    );
+}

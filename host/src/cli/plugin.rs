@@ -3,12 +3,14 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
 use agenthost::capabilities::CallContext;
+use agenthost::config::ServeConfig;
 use agenthost::plugins::bindings::current::tool::ToolError;
 use agenthost::plugins::bindings::current::types::ContentPart;
 use agenthost::plugins::bindings::current::types::ToolUse;
@@ -59,6 +61,8 @@ pub enum PluginCommand {
         /// Write images the tool returns (screenshots) here as PNG files.
         #[arg(long)]
         images_dir: Option<PathBuf>,
+        #[command(flatten)]
+        limits: LimitFlags,
     },
     /// Install a component (a new version becomes active at once; the old one is kept for rollback).
     Install {
@@ -86,11 +90,48 @@ pub enum PluginCommand {
     Revoke { name: String, capabilities: String },
 }
 
-fn runtime(data_dir: &Path) -> anyhow::Result<Arc<Runtime>> {
+/// One call's limits over the configuration's `[limits]`.
+#[derive(Args, Default)]
+pub struct LimitFlags {
+    /// Guest CPU time per call, in milliseconds.
+    #[arg(long)]
+    cpu_ms: Option<u64>,
+    /// Linear memory per instance, in MiB.
+    #[arg(long)]
+    memory_mb: Option<usize>,
+    /// Total time per call (host calls included), in milliseconds.
+    #[arg(long)]
+    wall_ms: Option<u64>,
+}
+
+/// The runtime the server would have: `[limits]` and `[plugins]` from the
+/// configuration (`AGENTHOST_CONFIG`, or `config.toml` in the data
+/// directory), then `flags`.
+fn runtime_with(data_dir: &Path, flags: &LimitFlags) -> anyhow::Result<Arc<Runtime>> {
+    let (path, required) = match std::env::var_os("AGENTHOST_CONFIG") {
+        Some(p) => (PathBuf::from(p), true),
+        None => (data_dir.join("config.toml"), false),
+    };
+    let config = ServeConfig::load(&path, required)?;
+    let mut limits = config.limits.clone();
+    if let Some(ms) = flags.cpu_ms {
+        limits.cpu = Duration::from_millis(ms);
+    }
+    if let Some(mb) = flags.memory_mb {
+        limits.memory_bytes = mb << 20;
+    }
+    if let Some(ms) = flags.wall_ms {
+        limits.wall_clock = Duration::from_millis(ms);
+    }
     Ok(Arc::new(Runtime::new(RuntimeConfig {
+        limits,
         cache_dir: Some(data_dir.join("cache")),
-        ..Default::default()
+        allow_unreleased_wit: config.plugins.allow_unreleased_wit,
     })?))
+}
+
+fn runtime(data_dir: &Path) -> anyhow::Result<Arc<Runtime>> {
+    runtime_with(data_dir, &LimitFlags::default())
 }
 
 fn read_component(
@@ -184,10 +225,11 @@ pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
             grant,
             sandbox,
             images_dir,
+            limits,
         } => {
             let (bytes, manifest, default_name) = read_component(&file, manifest.as_deref())?;
             let granted: BTreeSet<Capability> = parse_capability_list(&grant)?;
-            let runtime = runtime(data_dir)?;
+            let runtime = runtime_with(data_dir, &limits)?;
             let plugin = runtime.load(bytes, manifest, &default_name).await?;
             let grants = EffectiveGrants::new(
                 &plugin.manifest.name,

@@ -80,7 +80,7 @@ impl EffectiveGrants {
         Err(if self.requested.contains(&capability) {
             format!(
                 "plugin `{plugin}` has not been granted the `{capability}` capability; an operator can grant it \
-                 with `agenthost plugin grant {plugin} {capability}`"
+                 with `agenthost plugin grant {plugin} {capability}` (`--grant {capability}` for `plugin invoke`)"
             )
         } else {
             format!(
