@@ -379,64 +379,54 @@ fn serve_rejects_a_bad_config_file_clearly() {
     );
 }
 
+/// `agenthost plugin invoke` of the misbehaving fixture's `tool`, with flags.
+fn invoke_fixture(data: &Path, tool: &str, flags: &[&str]) -> String {
+    let wasm = plugins_dir().join("misbehaving-tool.wasm");
+    let mut args = vec!["plugin", "invoke", wasm.to_str().unwrap(), tool, "{}"];
+    args.extend_from_slice(flags);
+    let out = agenthost(data, &args);
+    assert!(!out.status.success(), "{tool} {flags:?} fails");
+    stderr(&out)
+}
+
 #[test]
 fn invoke_honours_the_configs_limits_and_its_own_flags() {
     let data = tempfile::tempdir().unwrap();
-    let tool = plugins_dir().join("misbehaving-tool.wasm");
-    let tool = tool.to_str().unwrap();
+    let data = data.path();
     // The data directory's config.toml, as the server would read it.
-    std::fs::write(data.path().join("config.toml"), "[limits]\ncpu = 300\n").unwrap();
-    let out = agenthost(data.path(), &["plugin", "invoke", tool, "spin", "{}"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("CPU time limit of 300ms"),
-        "{}",
-        stderr(&out)
-    );
+    std::fs::write(data.join("config.toml"), "[limits]\ncpu = 300\n").unwrap();
+    let err = invoke_fixture(data, "spin", &[]);
+    assert!(err.contains("CPU time limit of 300ms"), "{err}");
     // Flags win over the file.
+    let err = invoke_fixture(data, "spin", &["--cpu-ms", "100"]);
+    assert!(err.contains("CPU time limit of 100ms"), "{err}");
+    let err = invoke_fixture(data, "allocate", &["--memory-mb", "8"]);
+    assert!(
+        err.contains(&format!("memory limit of {} bytes", 8 << 20)),
+        "{err}"
+    );
+    let err = invoke_fixture(data, "spin", &["--cpu-ms", "60000", "--wall-ms", "200"]);
+    assert!(err.contains("time limit of 200ms"), "{err}");
+}
+
+#[test]
+fn invoke_shows_what_the_plugin_printed_and_logged() {
+    let data = tempfile::tempdir().unwrap();
+    let wasm = plugins_dir().join("misbehaving-tool.wasm");
     let out = agenthost(
         data.path(),
-        &["plugin", "invoke", tool, "spin", "{}", "--cpu-ms", "100"],
+        &["plugin", "invoke", wasm.to_str().unwrap(), "chatty", "{}"],
     );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        v["content"][0]["text"], "done",
+        "stdout carries only the result"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("[misbehaving-tool] info: a log line"), "{err}");
     assert!(
-        stderr(&out).contains("CPU time limit of 100ms"),
-        "{}",
-        stderr(&out)
-    );
-    let out = agenthost(
-        data.path(),
-        &[
-            "plugin",
-            "invoke",
-            tool,
-            "allocate",
-            "{}",
-            "--memory-mb",
-            "8",
-        ],
-    );
-    assert!(
-        stderr(&out).contains(&format!("memory limit of {} bytes", 8 << 20)),
-        "{}",
-        stderr(&out)
-    );
-    let out = agenthost(
-        data.path(),
-        &[
-            "plugin",
-            "invoke",
-            tool,
-            "spin",
-            "{}",
-            "--cpu-ms",
-            "60000",
-            "--wall-ms",
-            "200",
-        ],
-    );
-    assert!(
-        stderr(&out).contains("time limit of 200ms"),
-        "{}",
-        stderr(&out)
+        err.contains("printed to stdout") && err.contains("printed to stderr"),
+        "{err}"
     );
 }

@@ -88,6 +88,12 @@ pub trait LlmBackend: Send + Sync {
 /// Where plugin log lines go: the session's log once sessions exist.
 pub trait LogSink: Send + Sync {
     fn log(&self, plugin: &str, level: Level, message: &str);
+
+    /// What a call wrote to stdout and stderr (bounded), when it wrote
+    /// anything and did not crash (a crash report carries it instead).
+    fn output(&self, plugin: &str, text: &str) {
+        tracing::debug!(plugin, output = text, "plugin output");
+    }
 }
 
 /// Plugin log lines as `tracing` events, for the CLI and tests.

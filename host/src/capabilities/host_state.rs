@@ -79,6 +79,13 @@ impl HostState {
         result
     }
 
+    /// Everything the guest wrote to stdout and stderr (bounded), if any.
+    pub(crate) fn output(&self) -> Option<String> {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        (!text.trim().is_empty()).then(|| text.into_owned())
+    }
+
     /// The last lines the guest wrote to stderr, for crash reports.
     pub(crate) fn stderr_tail(&self) -> String {
         let bytes = self.stderr.contents();

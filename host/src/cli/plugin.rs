@@ -9,8 +9,9 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
-use agenthost::capabilities::CallContext;
+use agenthost::capabilities::{CallContext, LogSink};
 use agenthost::config::ServeConfig;
+use agenthost::plugins::bindings::current::log::Level;
 use agenthost::plugins::bindings::current::tool::ToolError;
 use agenthost::plugins::bindings::current::types::ContentPart;
 use agenthost::plugins::bindings::current::types::ToolUse;
@@ -113,7 +114,7 @@ fn runtime_with(data_dir: &Path, flags: &LimitFlags) -> anyhow::Result<Arc<Runti
         None => (data_dir.join("config.toml"), false),
     };
     let config = ServeConfig::load(&path, required)?;
-    let mut limits = config.limits.clone();
+    let mut limits = config.limits;
     if let Some(ms) = flags.cpu_ms {
         limits.cpu = Duration::from_millis(ms);
     }
@@ -132,6 +133,26 @@ fn runtime_with(data_dir: &Path, flags: &LimitFlags) -> anyhow::Result<Arc<Runti
 
 fn runtime(data_dir: &Path) -> anyhow::Result<Arc<Runtime>> {
     runtime_with(data_dir, &LimitFlags::default())
+}
+
+/// Plugin log lines and output on stderr, for the author at the terminal.
+struct PrintLog;
+
+impl LogSink for PrintLog {
+    fn log(&self, plugin: &str, level: Level, message: &str) {
+        let level = match level {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        eprintln!("[{plugin}] {level}: {message}");
+    }
+
+    fn output(&self, plugin: &str, text: &str) {
+        eprintln!("[{plugin}] stdout/stderr:\n{}", text.trim_end());
+    }
 }
 
 fn read_component(
@@ -236,7 +257,11 @@ pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
                 plugin.manifest.capabilities.clone(),
                 granted,
             );
-            let mut ctx = CallContext::default();
+            // The author sees everything the plugin says, whatever AGENTHOST_LOG is.
+            let mut ctx = CallContext {
+                log: Arc::new(PrintLog),
+                ..CallContext::default()
+            };
             let attached = if sandbox {
                 let docker = Docker::connect(SandboxConfig::default()).await?;
                 let sb = docker.start().await?;

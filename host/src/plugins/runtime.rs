@@ -282,6 +282,10 @@ impl Runtime {
             Ok(Err(e)) => return Err(self.classify(e, store.data())),
             Ok(Ok(r)) => r,
         };
+        let state = store.data();
+        if let Some(text) = state.output() {
+            state.ctx.log.output(state.plugin(), &text);
+        }
         let size = output_bytes(&result);
         if size > self.limits.output_bytes {
             return Err(InvokeError::OutputTooLarge {

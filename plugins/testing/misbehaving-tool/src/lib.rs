@@ -4,17 +4,22 @@
 
 wit_bindgen::generate!({ world: "tool-plugin", path: "../../../wit/v0.2.0" });
 
+use agenthost::plugin::log;
 use agenthost::plugin::shell::{self, Command};
 use agenthost::plugin::types::{ContentPart, HostError, ToolSpec, ToolUse};
 use exports::agenthost::plugin::tool::{Guest, ToolError, ToolOutput};
 
-const BEHAVIOURS: [(&str, &str); 6] = [
+const BEHAVIOURS: [(&str, &str); 7] = [
     ("spin", "loops forever"),
     ("allocate", "allocates until it hits the memory cap"),
     ("panic", "panics"),
     ("flood", "returns a 16 MiB string"),
     ("echo", "returns its input (the well-behaved control)"),
     ("use_shell", "calls the shell capability"),
+    (
+        "chatty",
+        "prints to stdout and stderr and logs, then succeeds",
+    ),
 ];
 
 struct Misbehaving;
@@ -53,6 +58,14 @@ impl Guest for Misbehaving {
             "echo" => Ok(ToolOutput {
                 content: vec![ContentPart::Text(call.input)],
             }),
+            "chatty" => {
+                println!("printed to stdout");
+                eprintln!("printed to stderr");
+                log::log(log::Level::Info, "a log line");
+                Ok(ToolOutput {
+                    content: vec![ContentPart::Text("done".into())],
+                })
+            }
             "use_shell" => {
                 let cmd = Command {
                     command: "true".into(),
