@@ -184,11 +184,7 @@ impl Export {
                 out,
                 "<li class=\"system\" data-seq=\"{seq}\">{}{}</li>",
                 escape(s.status.as_str()),
-                if s.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(" — {}", escape(&s.reason))
-                }
+                dash(&s.reason)
             ),
             EventBody::PolicySwitched(p) => writeln!(
                 out,
@@ -212,11 +208,7 @@ impl Export {
                 out,
                 "<li class=\"system\" data-seq=\"{seq}\">{}{}</li>",
                 escape(d.outcome.as_str()),
-                if d.note.is_empty() {
-                    String::new()
-                } else {
-                    format!(" — {}", escape(&d.note))
-                }
+                dash(&d.note)
             ),
             // Bookkeeping a reader does not need.
             EventBody::SettingsChanged(_)
@@ -241,6 +233,15 @@ fn image_hashes(event: &Event) -> Vec<&str> {
             })
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// ` — why`, escaped, or nothing when there is no why.
+fn dash(why: &str) -> String {
+    if why.is_empty() {
+        String::new()
+    } else {
+        format!(" — {}", escape(why))
     }
 }
 

@@ -31,7 +31,6 @@ pub struct ApprovalRules {
     every_action: bool,
     tools: Vec<String>,
     bash: RegexSet,
-    bash_patterns: Vec<String>,
     pub timeout: Duration,
 }
 
@@ -47,7 +46,6 @@ impl ApprovalRules {
             every_action: config.every_action,
             tools: config.tools.clone(),
             bash: RegexSet::new(&config.bash)?,
-            bash_patterns: config.bash.clone(),
             timeout: Duration::from_secs(config.timeout_secs),
         })
     }
@@ -58,19 +56,30 @@ impl ApprovalRules {
         if self.tools.iter().any(|t| t == tool) {
             return Some(format!("the operator asks before every `{tool}` call"));
         }
-        if tool == "bash" && !self.bash.is_empty() {
-            let command = serde_json::from_str::<Value>(input)
-                .ok()
-                .and_then(|v| v.get("command")?.as_str().map(str::to_string))
-                .unwrap_or_default();
-            if let Some(i) = self.bash.matches(&command).iter().next() {
+        // Most calls meet no rule: decide that before reading the input.
+        let any_rule =
+            self.every_action || ask_before_acting || (tool == "bash" && !self.bash.is_empty());
+        if !any_rule {
+            return None;
+        }
+        let input = serde_json::from_str::<Value>(input).unwrap_or(Value::Null);
+        let field = |name: &str| input.get(name).and_then(Value::as_str).unwrap_or_default();
+        if tool == "bash" {
+            if let Some(i) = self.bash.matches(field("command")).iter().next() {
                 return Some(format!(
                     "the command matches the operator's pattern `{}`",
-                    self.bash_patterns[i]
+                    self.bash.patterns()[i]
                 ));
             }
         }
-        if (self.every_action || ask_before_acting) && !is_observation(tool, input) {
+        // Calls that only look (the screen, the cursor, a file) change
+        // nothing; asking before each would make the switch unusable.
+        let observation = match tool {
+            "computer" => matches!(field("action"), "screenshot" | "cursor_position" | "zoom"),
+            "editor" => field("command") == "view",
+            _ => false,
+        };
+        if (self.every_action || ask_before_acting) && !observation {
             return Some(if ask_before_acting {
                 "ask before acting is on for this session".into()
             } else {
@@ -78,25 +87,6 @@ impl ApprovalRules {
             });
         }
         None
-    }
-}
-
-/// Calls that only look (the screen, the cursor, a file's contents):
-/// asking before each would make "ask before acting" unusable, and they
-/// change nothing.
-fn is_observation(tool: &str, input: &str) -> bool {
-    let field = |name: &str| {
-        serde_json::from_str::<Value>(input)
-            .ok()
-            .and_then(|v| v.get(name)?.as_str().map(str::to_string))
-    };
-    match tool {
-        "computer" => matches!(
-            field("action").as_deref(),
-            Some("screenshot" | "cursor_position" | "zoom")
-        ),
-        "editor" => field("command").as_deref() == Some("view"),
-        _ => false,
     }
 }
 
