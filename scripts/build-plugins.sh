@@ -2,7 +2,8 @@
 # Builds every plugin component into dist/plugins/<name>.wasm with its
 # manifest beside it as <name>.toml: the first-party Rust components, the
 # test fixtures (misbehaving-tool, and a tool and a policy built against the
-# frozen WIT 0.1.0), and the Python and JavaScript examples.
+# frozen WIT 0.1.0), and the Python and JavaScript examples (a tool and a
+# policy in each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -22,13 +23,21 @@ for crate in computer bash editor scripted-policy anthropic-policy openai-policy
   cp "plugins/$crate/plugin.toml" "$DIST_DIR/$name.toml"
 done
 
-step "Python example (componentize-py)"
+step "Python examples (componentize-py)"
 (cd plugins/examples/python-tool &&
   "$TOOLS_DIR/venv/bin/componentize-py" -d ../../../wit/v0.2.0 -w tool-plugin componentize app -o "$DIST_DIR/text-stats.wasm" >/dev/null)
 cp plugins/examples/python-tool/plugin.toml "$DIST_DIR/text-stats.toml"
+(cd plugins/examples/python-policy &&
+  "$TOOLS_DIR/venv/bin/componentize-py" -d ../../../wit/v0.2.0 -w policy-plugin componentize app \
+    -p . -p ../../sdk/python -o "$DIST_DIR/step-limit.wasm" >/dev/null)
+cp plugins/examples/python-policy/plugin.toml "$DIST_DIR/step-limit.toml"
 
-step "JavaScript example (componentize-js)"
+step "JavaScript examples (componentize-js)"
 (cd plugins/examples/js-tool && OUT="$DIST_DIR/convert-case.wasm" npm run --silent build >/dev/null)
 cp plugins/examples/js-tool/plugin.toml "$DIST_DIR/convert-case.toml"
+# The policy example uses the tool example's componentize-js.
+(cd plugins/examples/js-policy &&
+  PATH="$PWD/../js-tool/node_modules/.bin:$PATH" OUT="$DIST_DIR/tool-filter.wasm" npm run --silent build >/dev/null)
+cp plugins/examples/js-policy/plugin.toml "$DIST_DIR/tool-filter.toml"
 
 ls -1 "$DIST_DIR"/*.wasm | sed 's/^/  /'

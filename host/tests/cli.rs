@@ -197,67 +197,246 @@ fn install_list_rollback_remove() {
 }
 
 /// The scaffold is what a new author starts from: it must build as it is.
-#[test]
-fn new_scaffolds_crates_that_build_and_check() {
+/// Where generated Rust plugin projects compile: one directory for all of
+/// them (and across runs), as `plugin build` shares one by default.
+fn plugin_target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| PathBuf::from(d).join("plugin-kit"))
+        .unwrap_or_else(|| std::env::temp_dir().join("agenthost-plugin-kit"))
+}
+
+fn kit(work: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .arg("--data-dir")
+        .arg(work.join("data"))
+        .args(args)
+        .env("CARGO_TARGET_DIR", plugin_target_dir())
+        // A provider configured on the machine must not answer for the recording.
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .output()
+        .expect("agenthost runs")
+}
+
+fn json_out(o: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// A fresh template draws no warning (Python and JavaScript components get
+/// a note that they import the whole world).
+fn assert_no_warnings(check: &serde_json::Value) {
+    let advice = check["advice"].as_array().unwrap();
+    assert!(advice.iter().all(|a| a["level"] != "warning"), "{advice:?}");
+}
+
+/// `plugin new` (tool and policy), `plugin build`, `plugin check`, `plugin
+/// invoke` and `plugin step` for one language, in a directory outside this
+/// repository, as an author starting from nothing would.
+fn templates_build_check_and_run(lang: &str) {
     let work = tempfile::tempdir().unwrap();
-    // A stable target dir keeps wit-bindgen compiled across runs.
-    let target = std::env::temp_dir().join("agenthost-scaffold-target");
-    for (name, kind, world) in [
-        ("hello-tool", "tool", "tool-plugin"),
-        ("hello-policy", "policy", "policy-plugin"),
-    ] {
-        let out = agenthost(
-            work.path(),
-            &[
-                "plugin",
-                "new",
-                name,
-                "--kind",
-                kind,
-                "--dir",
-                work.path().to_str().unwrap(),
-            ],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        let crate_dir = work.path().join(name);
-        let build = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .current_dir(&crate_dir)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .unwrap();
-        assert!(build.status.success(), "{}", stderr(&build));
-        let wasm = target.join(format!(
-            "wasm32-wasip2/release/{}.wasm",
-            name.replace('-', "_")
-        ));
-        let manifest = crate_dir.join("plugin.toml");
-        let out = agenthost(
-            work.path(),
-            &[
-                "plugin",
-                "check",
-                wasm.to_str().unwrap(),
-                "--manifest",
-                manifest.to_str().unwrap(),
-            ],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-        assert_eq!(v["world"], world);
-        assert_eq!(v["name"], name);
-    }
-    let out = agenthost(
-        work.path(),
+    let w = work.path();
+    let dir = w.to_str().unwrap();
+
+    // The tool.
+    let tool = format!("{lang}-echo");
+    let out = kit(w, &["plugin", "new", &tool, "--lang", lang, "--dir", dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kit(w, &["plugin", "build", w.join(&tool).to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wasm = stdout(&out).lines().last().unwrap().to_string();
+    assert_eq!(
+        PathBuf::from(&wasm),
+        w.join(&tool)
+            .join(format!("{tool}.wasm"))
+            .canonicalize()
+            .unwrap()
+    );
+
+    let out = kit(w, &["plugin", "check", &wasm]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json_out(&out);
+    assert_eq!(v["world"], "tool-plugin");
+    assert_eq!(v["name"], tool.as_str());
+    assert_no_warnings(&v);
+    let tool_name = tool.replace('-', "_");
+    assert_eq!(v["tools"][0]["name"], tool_name.as_str());
+
+    let out = kit(
+        w,
         &[
             "plugin",
-            "new",
-            "hello-tool",
-            "--dir",
-            work.path().to_str().unwrap(),
+            "invoke",
+            &wasm,
+            &tool_name,
+            r#"{"text": "hi", "times": 3}"#,
         ],
     );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json_out(&out)["content"][0]["text"], "hi hi hi");
+    assert!(
+        stderr(&out).contains("info: echoing 2 characters"),
+        "{}",
+        stderr(&out)
+    );
+    // The schema the template declares holds before the plugin runs.
+    let out = kit(
+        w,
+        &[
+            "plugin",
+            "invoke",
+            &wasm,
+            &tool_name,
+            r#"{"text": "hi", "loud": true}"#,
+        ],
+    );
+    assert!(!out.status.success());
+    assert_eq!(json_out(&out)["error"]["kind"], "invalid_input");
+    assert!(
+        !stderr(&out).contains("echoing"),
+        "the plugin must not run: {}",
+        stderr(&out)
+    );
+
+    // The policy, its model answered from a recording.
+    let policy = format!("{lang}-agent");
+    let out = kit(
+        w,
+        &[
+            "plugin", "new", &policy, "--kind", "policy", "--lang", lang, "--dir", dir,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kit(w, &["plugin", "build", w.join(&policy).to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wasm = stdout(&out).lines().last().unwrap().to_string();
+    let out = kit(w, &["plugin", "check", &wasm]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json_out(&out);
+    assert_eq!(v["world"], "policy-plugin");
+    assert_eq!(v["name"], policy.as_str());
+    assert_no_warnings(&v);
+
+    let answers = w.join("answers.json");
+    std::fs::write(
+        &answers,
+        r#"{"llm": [{"text": "Looking.", "tool_uses": [{"name": "bash", "input": {"command": "ls"}}]}]}"#,
+    )
+    .unwrap();
+    let out = kit(
+        w,
+        &[
+            "plugin",
+            "step",
+            &wasm,
+            "--message",
+            "list my files",
+            "--replay",
+            answers.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json_out(&out);
+    assert_eq!(v["decision"]["type"], "act", "{v}");
+    assert_eq!(v["decision"]["text"], "Looking.");
+    assert_eq!(v["decision"]["calls"][0]["name"], "bash");
+    assert_eq!(v["decision"]["calls"][0]["input"]["command"], "ls");
+    assert_eq!(v["replayed_answers"], 1);
+
+    // A history file of session events, as the API returns them, then a reply.
+    let history = w.join("history.json");
+    std::fs::write(
+        &history,
+        serde_json::json!({"events": [
+            {"id": "e1", "seq": 1, "session_id": "s", "kind": "user_message", "source": "user", "ts": 0, "payload": {"text": "hi"}},
+            {"id": "e2", "seq": 2, "session_id": "s", "kind": "assistant_message", "source": "agent", "ts": 0, "payload": {"text": "Hello."}},
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(&answers, r#"{"llm": [{"text": "Nothing to do."}]}"#).unwrap();
+    let out = kit(
+        w,
+        &[
+            "plugin",
+            "step",
+            &wasm,
+            "--history",
+            history.to_str().unwrap(),
+            "--message",
+            "thanks",
+            "--replay",
+            answers.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json_out(&out);
+    assert_eq!(
+        v["decision"],
+        serde_json::json!({"type": "reply", "text": "Nothing to do."})
+    );
+    assert_eq!(v["context"]["messages"], 3);
+    assert_eq!(v["context"]["step"], 1);
+
+    // Out of recorded answers: the host error reaches the policy, which passes it on.
+    std::fs::write(&answers, r#"{"llm": []}"#).unwrap();
+    let out = kit(
+        w,
+        &[
+            "plugin",
+            "step",
+            &wasm,
+            "--message",
+            "hi",
+            "--replay",
+            answers.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let v = json_out(&out);
+    assert_eq!(v["error"]["kind"], "failed");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no answer left"),
+        "{v}"
+    );
+}
+
+#[test]
+fn rust_templates_build_check_and_run() {
+    templates_build_check_and_run("rust");
+}
+
+#[test]
+fn python_templates_build_check_and_run() {
+    templates_build_check_and_run("python");
+}
+
+#[test]
+fn js_templates_build_check_and_run() {
+    templates_build_check_and_run("js");
+}
+
+#[test]
+fn new_refuses_an_existing_directory_and_build_a_non_project() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().to_str().unwrap();
+    let out = kit(work.path(), &["plugin", "new", "twice", "--dir", dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kit(work.path(), &["plugin", "new", "twice", "--dir", dir]);
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    let out = kit(work.path(), &["plugin", "new", "Bad Name", "--dir", dir]);
+    assert!(!out.status.success());
+    let out = kit(work.path(), &["plugin", "build", dir]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a plugin project"),
+        "{}",
+        stderr(&out)
+    );
+    let out = kit(work.path(), &["plugin", "step", "nothing.wasm"]);
+    assert!(stderr(&out).contains("--message"), "{}", stderr(&out));
 }
 
 #[test]
@@ -428,5 +607,98 @@ fn invoke_shows_what_the_plugin_printed_and_logged() {
     assert!(
         err.contains("printed to stdout") && err.contains("printed to stderr"),
         "{err}"
+    );
+}
+
+/// The policy examples read the operator's config and keep state between
+/// steps: `step-limit` (Python) stops a run after `max_steps`, `tool-filter`
+/// (JavaScript) refuses a config it cannot use.
+#[test]
+fn policy_examples_use_config_and_state() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let answers = w.join("answers.json");
+    std::fs::write(&answers, r#"{"llm": [{"text": "Hi."}]}"#).unwrap();
+    let answers = answers.to_str().unwrap();
+    let step_limit = plugins_dir().join("step-limit.wasm");
+    let step_limit = step_limit.to_str().unwrap();
+
+    let out = kit(
+        w,
+        &[
+            "plugin",
+            "step",
+            step_limit,
+            "--message",
+            "hi",
+            "--replay",
+            answers,
+            "--config",
+            r#"{"max_steps": 1}"#,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json_out(&out);
+    assert_eq!(v["decision"]["type"], "reply");
+    let state = v["state"].as_str().unwrap().to_string();
+
+    // The step after a tool result, with the state the first step returned: the limit is reached.
+    let history = w.join("history.json");
+    std::fs::write(
+        &history,
+        serde_json::json!([
+            {"id": "e1", "seq": 1, "session_id": "s", "kind": "user_message", "source": "user", "ts": 0, "payload": {"text": "hi"}},
+            {"id": "e2", "seq": 2, "session_id": "s", "kind": "tool_call", "source": "agent", "ts": 0,
+             "payload": {"id": "c1", "name": "bash", "input": "{\"command\":\"ls\"}"}},
+            {"id": "e3", "seq": 3, "session_id": "s", "kind": "tool_result", "source": "tool", "ts": 0,
+             "payload": {"tool_use_id": "c1", "name": "bash", "content": [{"type": "text", "text": "a b"}], "is_error": false}},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let out = kit(
+        w,
+        &[
+            "plugin",
+            "step",
+            step_limit,
+            "--history",
+            history.to_str().unwrap(),
+            "--state",
+            &state,
+            "--replay",
+            answers,
+            "--config",
+            r#"{"max_steps": 1}"#,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json_out(&out);
+    assert_eq!(v["decision"]["type"], "finish", "{v}");
+    assert_eq!(
+        v["replayed_answers"], 0,
+        "the model is not asked once the limit is reached"
+    );
+
+    let tool_filter = plugins_dir().join("tool-filter.wasm");
+    let out = kit(
+        w,
+        &[
+            "plugin",
+            "step",
+            tool_filter.to_str().unwrap(),
+            "--message",
+            "hi",
+            "--replay",
+            answers,
+            "--config",
+            r#"{"tools": "bash"}"#,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("must be a list of tool names"),
+        "{}",
+        stdout(&out)
     );
 }

@@ -6,9 +6,9 @@
 //! ones cost tokens and rarely help), describe the tools, ask the model,
 //! and turn its answer into tool calls or a reply.
 
-use crate::agenthost::plugin::llm::{self, Message, MessagePart, Request};
-use crate::agenthost::plugin::types::{ContentPart, ToolSpec, ToolUse};
 use crate::exports::agenthost::plugin::policy::{Act, Context, Decision, PolicyError, StepOutput};
+use agenthost_sdk::llm::{self, Message, MessagePart, Request};
+use agenthost_sdk::types::{ContentPart, ToolSpec, ToolUse};
 use serde::Deserialize;
 
 /// What differs between the two policies.
@@ -142,7 +142,7 @@ pub fn step(ctx: Context, flavor: &Flavor) -> Result<StepOutput, PolicyError> {
         temperature: config.temperature,
         stop_sequences: Vec::new(),
     };
-    let response = llm::complete(&request).map_err(PolicyError::Host)?;
+    let response = llm::complete(&request)?;
     let mut text = Vec::new();
     let mut uses: Vec<ToolUse> = Vec::new();
     for part in response.parts {

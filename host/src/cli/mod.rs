@@ -1,8 +1,10 @@
 //! Command-line interface.
 
+mod builder;
 mod plugin;
 mod scaffold;
 mod serve;
+mod step;
 
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use agenthost::capabilities::{CallContext, LogSink};
@@ -21,21 +21,22 @@ use agenthost::plugins::{
 };
 use agenthost::sandbox::{Docker, SandboxConfig};
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Kind {
-    Tool,
-    Policy,
-}
-
 #[derive(Subcommand)]
 pub enum PluginCommand {
-    /// Scaffold a Rust plugin crate that builds with `cargo build --target wasm32-wasip2`.
+    /// Start a plugin project (WIT, helpers and build set-up included) that `plugin build` builds.
     New {
         name: String,
         #[arg(long, value_enum, default_value = "tool")]
-        kind: Kind,
-        /// Parent directory of the new crate.
+        kind: super::scaffold::Kind,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: super::scaffold::Lang,
+        /// Parent directory of the new project.
         #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Build a plugin project into DIR/NAME.wasm and print that path last.
+    Build {
+        #[arg(default_value = ".")]
         dir: PathBuf,
     },
     /// Print what a component is as JSON: world, WIT version, capabilities, tools.
@@ -65,6 +66,8 @@ pub enum PluginCommand {
         #[command(flatten)]
         limits: LimitFlags,
     },
+    /// Run one step of a policy component and print its decision as JSON.
+    Step(super::step::StepArgs),
     /// Install a component (a new version becomes active at once; the old one is kept for rollback).
     Install {
         file: PathBuf,
@@ -93,7 +96,7 @@ pub enum PluginCommand {
 
 /// One call's limits over the configuration's `[limits]`.
 #[derive(Args, Default)]
-pub struct LimitFlags {
+pub(super) struct LimitFlags {
     /// Guest CPU time per call, in milliseconds.
     #[arg(long)]
     cpu_ms: Option<u64>,
@@ -105,15 +108,27 @@ pub struct LimitFlags {
     wall_ms: Option<u64>,
 }
 
-/// The runtime the server would have: `[limits]` and `[plugins]` from the
-/// configuration (`AGENTHOST_CONFIG`, or `config.toml` in the data
-/// directory), then `flags`.
-fn runtime_with(data_dir: &Path, flags: &LimitFlags) -> anyhow::Result<Arc<Runtime>> {
+/// The server's configuration: `AGENTHOST_CONFIG`, or `config.toml` in the
+/// data directory.
+pub(super) fn load_config(data_dir: &Path) -> anyhow::Result<ServeConfig> {
     let (path, required) = match std::env::var_os("AGENTHOST_CONFIG") {
         Some(p) => (PathBuf::from(p), true),
         None => (data_dir.join("config.toml"), false),
     };
-    let config = ServeConfig::load(&path, required)?;
+    Ok(ServeConfig::load(&path, required)?)
+}
+
+/// The runtime the server would have: `[limits]` and `[plugins]` from the
+/// configuration, then `flags`.
+fn runtime_with(data_dir: &Path, flags: &LimitFlags) -> anyhow::Result<Arc<Runtime>> {
+    runtime_from(&load_config(data_dir)?, data_dir, flags)
+}
+
+pub(super) fn runtime_from(
+    config: &ServeConfig,
+    data_dir: &Path,
+    flags: &LimitFlags,
+) -> anyhow::Result<Arc<Runtime>> {
     let mut limits = config.limits;
     if let Some(ms) = flags.cpu_ms {
         limits.cpu = Duration::from_millis(ms);
@@ -136,7 +151,7 @@ fn runtime(data_dir: &Path) -> anyhow::Result<Arc<Runtime>> {
 }
 
 /// Plugin log lines and output on stderr, for the author at the terminal.
-struct PrintLog;
+pub(super) struct PrintLog;
 
 impl LogSink for PrintLog {
     fn log(&self, plugin: &str, level: Level, message: &str) {
@@ -155,7 +170,7 @@ impl LogSink for PrintLog {
     }
 }
 
-fn read_component(
+pub(super) fn read_component(
     file: &Path,
     manifest: Option<&Path>,
 ) -> anyhow::Result<(Vec<u8>, Option<Manifest>, String)> {
@@ -175,7 +190,7 @@ fn read_component(
     Ok((bytes, manifest, default_name))
 }
 
-fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(super) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -208,15 +223,23 @@ fn save_images(dir: &Path, parts: &[ContentPart], ctx: &CallContext) -> anyhow::
 
 pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
     match cmd {
-        PluginCommand::New { name, kind, dir } => {
-            let path = super::scaffold::create(&dir, &name, matches!(kind, Kind::Policy))?;
+        PluginCommand::New {
+            name,
+            kind,
+            lang,
+            dir,
+        } => {
+            let path = super::scaffold::create(&dir, &name, kind, lang)?;
             println!("Created {}. Build it with:", path.display());
-            println!(
-                "  cd {} && cargo build --release --target wasm32-wasip2",
-                path.display()
-            );
+            println!("  cd {} && agenthost plugin build", path.display());
             Ok(())
         }
+        PluginCommand::Build { dir } => {
+            let wasm = super::builder::build(&dir)?;
+            println!("{}", wasm.display());
+            Ok(())
+        }
+        PluginCommand::Step(args) => super::step::step(args, data_dir).await,
         PluginCommand::Check { file, manifest } => {
             let (bytes, manifest, default_name) = read_component(&file, manifest.as_deref())?;
             let had_manifest = manifest.is_some();

@@ -13,8 +13,10 @@
 mod anthropic;
 mod openai;
 mod price;
+mod recorded;
 mod retry;
 mod sse;
+mod standalone;
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,6 +27,8 @@ use serde::Deserialize;
 pub use anthropic::{Anthropic, AnthropicConfig};
 pub use openai::{OpenAi, OpenAiConfig};
 pub use price::{InputCounting, Price, Prices};
+pub use recorded::{RecordedLlm, RecordingError};
+pub use standalone::StandaloneLlm;
 
 use crate::plugins::bindings::current::llm::{Request, Response};
 use crate::plugins::bindings::current::types::HostError;

@@ -8,7 +8,7 @@
 
 mod actor;
 mod approval;
-mod history;
+pub mod history;
 mod hub;
 mod llm;
 mod log;

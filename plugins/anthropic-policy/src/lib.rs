@@ -2,7 +2,7 @@
 //! is offered as Anthropic's built-in computer-use tool (sized to the
 //! screenshots the model sees), other tools as ordinary tools.
 
-wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit/v0.2.0" });
+agenthost_sdk::policy_plugin!("../../wit/v0.2.0");
 
 #[path = "../../shared/llm_policy.rs"]
 mod llm_policy;

@@ -2,10 +2,10 @@
 //! bash tool does. Each call is a fresh `bash -c`: nothing (cwd, variables)
 //! carries over between calls, which the description tells the model.
 
-wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit/v0.2.0" });
+agenthost_sdk::tool_plugin!("../../wit/v0.2.0");
 
-use agenthost::plugin::shell::{self, Command};
-use agenthost::plugin::types::{ContentPart, HostError, ToolSpec, ToolUse};
+use agenthost_sdk::shell::{self, Command};
+use agenthost_sdk::types::{ToolSpec, ToolUse};
 use exports::agenthost::plugin::tool::{Guest, ToolError, ToolOutput};
 use serde::Deserialize;
 
@@ -50,9 +50,7 @@ impl Guest for Bash {
                 call.name
             )));
         }
-        let input: Input = serde_json::from_str(&call.input).map_err(|e| {
-            ToolError::InvalidInput(format!("input is not valid for the bash tool: {e}"))
-        })?;
+        let input: Input = agenthost_sdk::input(&call)?;
         let command = match (input.command, input.restart) {
             (Some(c), _) if !c.trim().is_empty() => c,
             (_, true) => return Ok(text("shell restarted")),
@@ -67,15 +65,6 @@ impl Guest for Bash {
             cwd: None,
             env: Vec::new(),
             timeout_ms: input.timeout_seconds.map(|s| s.saturating_mul(1000)),
-        })
-        .map_err(|e| {
-            ToolError::Failed(match e {
-                HostError::Denied(m)
-                | HostError::NoSandbox(m)
-                | HostError::Invalid(m)
-                | HostError::Timeout(m)
-                | HostError::Failed(m) => m,
-            })
         })?;
         let mut body = out.stdout;
         if !out.stderr.is_empty() {
@@ -107,7 +96,7 @@ impl Guest for Bash {
 
 fn text(s: impl Into<String>) -> ToolOutput {
     ToolOutput {
-        content: vec![ContentPart::Text(s.into())],
+        content: vec![agenthost_sdk::text(s)],
     }
 }
 

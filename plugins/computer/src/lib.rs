@@ -6,12 +6,12 @@
 //! After every action the tool waits for the screen to settle instead of
 //! sleeping a fixed time, then returns a fresh screenshot.
 
-wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit/v0.2.0" });
+agenthost_sdk::tool_plugin!("../../wit/v0.2.0");
 
-use agenthost::plugin::computer::{
+use agenthost_sdk::computer::{
     self, ClickCount, Modifiers, MouseButton, Point, ScrollDirection, Size,
 };
-use agenthost::plugin::types::{ContentPart, HostError, ToolSpec, ToolUse};
+use agenthost_sdk::types::{ContentPart, ToolSpec, ToolUse};
 use exports::agenthost::plugin::tool::{Guest, ToolError, ToolOutput};
 use serde::Deserialize;
 
@@ -42,7 +42,7 @@ struct Scaling {
 
 impl Scaling {
     fn current() -> Result<Self, ToolError> {
-        let screen = computer::screen_size().map_err(host)?;
+        let screen = computer::screen_size()?;
         let ratio = screen.width as f64 / screen.height.max(1) as f64;
         let model = TARGETS
             .iter()
@@ -99,26 +99,9 @@ impl Scaling {
             computer::screenshot()
         } else {
             computer::screenshot_region(Point { x: 0, y: 0 }, self.screen, self.model)
-        }
-        .map_err(host)?;
+        }?;
         Ok(ContentPart::Image(image))
     }
-}
-
-impl PartialEq for Size {
-    fn eq(&self, other: &Self) -> bool {
-        self.width == other.width && self.height == other.height
-    }
-}
-
-fn host(e: HostError) -> ToolError {
-    ToolError::Failed(match e {
-        HostError::Denied(m)
-        | HostError::NoSandbox(m)
-        | HostError::Invalid(m)
-        | HostError::Timeout(m)
-        | HostError::Failed(m) => m,
-    })
 }
 
 fn need<T>(v: Option<T>, field: &str, action: &str) -> Result<T, ToolError> {
@@ -150,7 +133,7 @@ fn modifiers(text: &Option<String>) -> Result<Modifiers, ToolError> {
 }
 
 fn settle_and_capture(scaling: &Scaling, note: Option<String>) -> Result<ToolOutput, ToolError> {
-    computer::wait_until_settled(SETTLE_QUIET_MS, SETTLE_MAX_MS).map_err(host)?;
+    computer::wait_until_settled(SETTLE_QUIET_MS, SETTLE_MAX_MS)?;
     let mut content = Vec::new();
     if let Some(note) = note {
         content.push(ContentPart::Text(note));
@@ -167,9 +150,9 @@ fn click(
 ) -> Result<(), ToolError> {
     let at = match input.coordinate {
         Some(c) => scaling.to_screen(c)?,
-        None => computer::cursor_position().map_err(host)?,
+        None => computer::cursor_position()?,
     };
-    computer::click(at, button, count, modifiers(&input.text)?).map_err(host)
+    computer::click(at, button, count, modifiers(&input.text)?).map_err(ToolError::from)
 }
 
 fn run(input: Input) -> Result<ToolOutput, ToolError> {
@@ -182,7 +165,7 @@ fn run(input: Input) -> Result<ToolOutput, ToolError> {
             })
         }
         "cursor_position" => {
-            let (x, y) = scaling.to_model(computer::cursor_position().map_err(host)?);
+            let (x, y) = scaling.to_model(computer::cursor_position()?);
             return Ok(ToolOutput {
                 content: vec![ContentPart::Text(format!("X={x},Y={y}"))],
             });
@@ -200,27 +183,27 @@ fn run(input: Input) -> Result<ToolOutput, ToolError> {
                 width: (b.x - a.x) as u32,
                 height: (b.y - a.y) as u32,
             };
-            let image = computer::screenshot_region(a, region, scaling.model).map_err(host)?;
+            let image = computer::screenshot_region(a, region, scaling.model)?;
             return Ok(ToolOutput {
                 content: vec![ContentPart::Image(image)],
             });
         }
         "mouse_move" => {
             let to = scaling.to_screen(need(input.coordinate, "coordinate", action)?)?;
-            computer::mouse_move(to).map_err(host)?;
+            computer::mouse_move(to)?;
         }
         "left_click" => click(&scaling, &input, MouseButton::Left, ClickCount::Single)?,
         "right_click" => click(&scaling, &input, MouseButton::Right, ClickCount::Single)?,
         "middle_click" => click(&scaling, &input, MouseButton::Middle, ClickCount::Single)?,
         "double_click" => click(&scaling, &input, MouseButton::Left, ClickCount::Double)?,
         "triple_click" => click(&scaling, &input, MouseButton::Left, ClickCount::Triple)?,
-        "left_mouse_down" => computer::mouse_down(MouseButton::Left).map_err(host)?,
-        "left_mouse_up" => computer::mouse_up(MouseButton::Left).map_err(host)?,
+        "left_mouse_down" => computer::mouse_down(MouseButton::Left)?,
+        "left_mouse_up" => computer::mouse_up(MouseButton::Left)?,
         "left_click_drag" => {
             let from =
                 scaling.to_screen(need(input.start_coordinate, "start_coordinate", action)?)?;
             let to = scaling.to_screen(need(input.coordinate, "coordinate", action)?)?;
-            computer::drag(from, to, MouseButton::Left).map_err(host)?;
+            computer::drag(from, to, MouseButton::Left)?;
         }
         "scroll" => {
             let direction = match need(
@@ -241,11 +224,11 @@ fn run(input: Input) -> Result<ToolOutput, ToolError> {
             let amount = input.scroll_amount.unwrap_or(3);
             let at = match input.coordinate {
                 Some(c) => scaling.to_screen(c)?,
-                None => computer::cursor_position().map_err(host)?,
+                None => computer::cursor_position()?,
             };
-            computer::scroll(at, direction, amount, modifiers(&input.text)?).map_err(host)?;
+            computer::scroll(at, direction, amount, modifiers(&input.text)?)?;
         }
-        "key" => computer::key(&need(input.text.clone(), "text", action)?).map_err(host)?,
+        "key" => computer::key(&need(input.text.clone(), "text", action)?)?,
         "hold_key" => {
             let seconds = need(input.duration, "duration", action)?;
             if !(0.0..=MAX_WAIT_SECONDS).contains(&seconds) {
@@ -256,8 +239,7 @@ fn run(input: Input) -> Result<ToolOutput, ToolError> {
             computer::hold_key(
                 &need(input.text.clone(), "text", action)?,
                 (seconds * 1000.0) as u32,
-            )
-            .map_err(host)?;
+            )?;
         }
         "type" => {
             let text = need(input.text.clone(), "text", action)?;
@@ -266,7 +248,7 @@ fn run(input: Input) -> Result<ToolOutput, ToolError> {
                     "`text` is empty: nothing to type".into(),
                 ));
             }
-            computer::type_text(&text).map_err(host)?;
+            computer::type_text(&text)?;
         }
         "wait" => {
             let seconds = input.duration.unwrap_or(1.0);
@@ -275,7 +257,7 @@ fn run(input: Input) -> Result<ToolOutput, ToolError> {
                     "duration must be 0 to {MAX_WAIT_SECONDS} seconds"
                 )));
             }
-            computer::wait((seconds * 1000.0) as u32).map_err(host)?;
+            computer::wait((seconds * 1000.0) as u32)?;
             return Ok(ToolOutput {
                 content: vec![scaling.screenshot()?],
             });
@@ -327,9 +309,7 @@ impl Guest for Computer {
                 call.name
             )));
         }
-        let input: Input = serde_json::from_str(&call.input).map_err(|e| {
-            ToolError::InvalidInput(format!("input is not valid for the computer tool: {e}"))
-        })?;
+        let input: Input = agenthost_sdk::input(&call)?;
         run(input)
     }
 }

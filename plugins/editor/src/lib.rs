@@ -5,10 +5,10 @@
 //! the previous contents of each edited file are kept in the sandbox under
 //! `UNDO_DIR`, one JSON stack of snapshots per edited file.
 
-wit_bindgen::generate!({ world: "tool-plugin", path: "../../wit/v0.2.0" });
+agenthost_sdk::tool_plugin!("../../wit/v0.2.0");
 
-use agenthost::plugin::files::{self, EntryKind};
-use agenthost::plugin::types::{ContentPart, HostError, ToolSpec, ToolUse};
+use agenthost_sdk::files::{self, EntryKind};
+use agenthost_sdk::types::{ContentPart, ToolSpec, ToolUse};
 use exports::agenthost::plugin::tool::{Guest, ToolError, ToolOutput};
 use serde::Deserialize;
 
@@ -31,16 +31,6 @@ struct Input {
     view_range: Option<[i64; 2]>,
 }
 
-fn host(e: HostError) -> ToolError {
-    ToolError::Failed(match e {
-        HostError::Denied(m)
-        | HostError::NoSandbox(m)
-        | HostError::Invalid(m)
-        | HostError::Timeout(m)
-        | HostError::Failed(m) => m,
-    })
-}
-
 fn invalid(msg: impl Into<String>) -> ToolError {
     ToolError::InvalidInput(msg.into())
 }
@@ -56,7 +46,7 @@ fn need<T>(v: Option<T>, field: &str, command: &str) -> Result<T, ToolError> {
 }
 
 fn read_text(path: &str) -> Result<String, ToolError> {
-    match files::stat(path).map_err(host)? {
+    match files::stat(path)? {
         None => return Err(invalid(format!("{path} does not exist"))),
         Some(e) if e.kind == EntryKind::Directory => {
             return Err(invalid(format!(
@@ -65,7 +55,7 @@ fn read_text(path: &str) -> Result<String, ToolError> {
         }
         Some(_) => {}
     }
-    let bytes = files::read(path).map_err(host)?;
+    let bytes = files::read(path)?;
     String::from_utf8(bytes).map_err(|_| invalid(format!("{path} is not a UTF-8 text file")))
 }
 
@@ -90,16 +80,16 @@ fn undo_file(path: &str) -> String {
 /// Previous contents of `path`, oldest first.
 fn undo_stack(path: &str) -> Result<Vec<String>, ToolError> {
     let file = undo_file(path);
-    if files::stat(&file).map_err(host)?.is_none() {
+    if files::stat(&file)?.is_none() {
         return Ok(Vec::new());
     }
-    let bytes = files::read(&file).map_err(host)?;
+    let bytes = files::read(&file)?;
     Ok(serde_json::from_slice(&bytes).unwrap_or_default())
 }
 
 fn store_undo_stack(path: &str, stack: &[String]) -> Result<(), ToolError> {
     let json = serde_json::to_vec(stack).map_err(|e| ToolError::Failed(e.to_string()))?;
-    files::write(&undo_file(path), &json).map_err(host)
+    files::write(&undo_file(path), &json).map_err(ToolError::from)
 }
 
 fn save_undo(path: &str, previous: &str) -> Result<(), ToolError> {
@@ -112,12 +102,12 @@ fn save_undo(path: &str, previous: &str) -> Result<(), ToolError> {
 }
 
 fn write(path: &str, content: &str) -> Result<(), ToolError> {
-    files::write(path, content.as_bytes()).map_err(host)
+    files::write(path, content.as_bytes()).map_err(ToolError::from)
 }
 
 fn view(path: &str, range: Option<[i64; 2]>) -> Result<ToolOutput, ToolError> {
-    if let Some(EntryKind::Directory) = files::stat(path).map_err(host)?.map(|e| e.kind) {
-        let mut entries = files::list_dir(path).map_err(host)?;
+    if let Some(EntryKind::Directory) = files::stat(path)?.map(|e| e.kind) {
+        let mut entries = files::list_dir(path)?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let listing: Vec<String> = entries
             .into_iter()
@@ -180,7 +170,7 @@ fn run(input: Input) -> Result<ToolOutput, ToolError> {
         "view" => view(path, input.view_range),
         "create" => {
             let file_text = need(input.file_text, "file_text", command)?;
-            if let Some(e) = files::stat(path).map_err(host)? {
+            if let Some(e) = files::stat(path)? {
                 if e.kind == EntryKind::Directory {
                     return Err(invalid(format!("{path} is a directory")));
                 }
@@ -291,8 +281,7 @@ impl Guest for Editor {
                 call.name
             )));
         }
-        let input: Input = serde_json::from_str(&call.input)
-            .map_err(|e| invalid(format!("input is not valid for the editor: {e}")))?;
+        let input: Input = agenthost_sdk::input(&call)?;
         run(input)
     }
 }

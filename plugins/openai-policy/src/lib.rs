@@ -1,7 +1,7 @@
 //! A policy for OpenAI-compatible chat models with tool calling: every
 //! tool, the computer included, is offered as a function.
 
-wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit/v0.2.0" });
+agenthost_sdk::policy_plugin!("../../wit/v0.2.0");
 
 #[path = "../../shared/llm_policy.rs"]
 mod llm_policy;

@@ -9,10 +9,10 @@
 //! person asked it to `remember` (and `recall` shows what it was handed),
 //! which makes it the policy tests use to check that a switch drops state.
 
-wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit/v0.2.0" });
+agenthost_sdk::policy_plugin!("../../wit/v0.2.0");
 
-use agenthost::plugin::llm::{Message, MessagePart, Role};
-use agenthost::plugin::types::{ContentPart, ToolUse};
+use agenthost_sdk::llm::{Message, MessagePart, Role};
+use agenthost_sdk::types::{ContentPart, ToolUse};
 use exports::agenthost::plugin::policy::{
     Act, Context, Decision, Guest, Info, PolicyError, StepOutput,
 };
@@ -100,17 +100,6 @@ fn split_instructions(text: &str) -> Vec<&str> {
         .collect()
 }
 
-fn message_text(m: &Message) -> String {
-    m.parts
-        .iter()
-        .filter_map(|p| match p {
-            MessagePart::Text(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 struct Scripted;
 
 impl Guest for Scripted {
@@ -138,7 +127,7 @@ fn decide(ctx: Context) -> Result<StepOutput, PolicyError> {
     }) else {
         return Ok(reply(HELP.into()));
     };
-    let request = message_text(&ctx.history[last_user]);
+    let request = agenthost_sdk::history::text_of(&ctx.history[last_user]);
     if matches!(
         request.trim().to_lowercase().as_str(),
         "done" | "bye" | "finish" | "stop"
