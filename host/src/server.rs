@@ -89,6 +89,7 @@ impl Server {
                 )
             })
             .collect();
+        let plugin_logs = Arc::new(crate::plugins::PluginLogs::default());
         let sessions = Arc::new(Sessions::new(Shared {
             store: store.clone(),
             registry: registry.clone(),
@@ -102,6 +103,7 @@ impl Server {
             recording: config.recording.clone(),
             prices: Arc::new(crate::llm::Prices::new(&config.prices)),
             recordings_dir: Some(data_dir.join("recordings")),
+            plugin_logs: plugin_logs.clone(),
         }));
         let evictor = config
             .agent
@@ -122,6 +124,7 @@ impl Server {
             tickets: Tickets::default(),
             revocations: Revocations::default(),
             exports: Arc::new(tokio::sync::Semaphore::new(crate::export::MAX_CONCURRENT)),
+            plugin_logs,
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

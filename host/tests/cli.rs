@@ -702,3 +702,187 @@ fn policy_examples_use_config_and_state() {
         stdout(&out)
     );
 }
+
+/// A line from a child's output, waiting at most `within` (a bound, not a
+/// pause: it returns as soon as the line is there).
+fn line_matching(
+    lines: &std::sync::mpsc::Receiver<String>,
+    within: std::time::Duration,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if pred(&line) => return line,
+            Ok(_) => continue,
+            Err(e) => panic!("no matching line within {within:?}: {e}"),
+        }
+    }
+}
+
+fn lines_of(reader: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(reader)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Kills a child process when the test ends, pass or fail.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `plugin dev --server` installs a project into a running server, then
+/// installs again when a source file changes: the server's active version
+/// and the tool's description follow, with nothing restarted. `plugin
+/// install --server` reaches the same server.
+#[test]
+fn dev_installs_into_a_running_server_and_swaps_on_change() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let data = w.join("server");
+    let out = agenthost(&data, &["token", "create", "--admin", "--user", "author"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).lines().last().unwrap().trim().to_string();
+
+    let mut server = Child(
+        Command::new(env!("CARGO_BIN_EXE_agenthost"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["serve", "--listen", "127.0.0.1:0", "--warm", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let server_lines = lines_of(server.0.stdout.take().unwrap());
+    let ready = line_matching(&server_lines, Duration::from_secs(120), |l| {
+        l.contains("listening on")
+    });
+    let url = ready.rsplit(' ').next().unwrap().to_string();
+
+    let out = kit(
+        w,
+        &["plugin", "new", "live-tool", "--dir", w.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let project = w.join("live-tool");
+    let mut dev = Child(
+        Command::new(env!("CARGO_BIN_EXE_agenthost"))
+            .arg("--data-dir")
+            .arg(w.join("author"))
+            .args([
+                "plugin",
+                "dev",
+                project.to_str().unwrap(),
+                "--server",
+                &url,
+                "--token",
+                &token,
+            ])
+            .env("CARGO_TARGET_DIR", plugin_target_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let dev_lines = lines_of(dev.0.stdout.take().unwrap());
+    let first = line_matching(&dev_lines, Duration::from_secs(300), |l| {
+        l.starts_with("installed live-tool 0.1.0-dev.")
+    });
+
+    let http = reqwest::blocking::Client::new();
+    let plugin = |http: &reqwest::blocking::Client| -> serde_json::Value {
+        http.get(format!("{url}/api/v1/plugins/live-tool"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let v = plugin(&http);
+    assert_eq!(
+        first,
+        format!("installed live-tool {}", v["version"].as_str().unwrap())
+    );
+    assert_eq!(
+        v["tools"][0]["description"],
+        "Sends `text` back, repeated `times` times."
+    );
+
+    let lib = project.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        source.replace("Sends `text` back", "Says `text` again"),
+    )
+    .unwrap();
+    let second = line_matching(&dev_lines, Duration::from_secs(300), |l| {
+        l.starts_with("installed live-tool")
+    });
+    assert_ne!(first, second);
+    let v = plugin(&http);
+    assert_eq!(
+        second,
+        format!("installed live-tool {}", v["version"].as_str().unwrap())
+    );
+    assert_eq!(
+        v["tools"][0]["description"],
+        "Says `text` again, repeated `times` times."
+    );
+    assert_eq!(v["versions"].as_array().unwrap().len(), 2, "{v}");
+    drop(dev);
+
+    // A CLI install with --server reaches the running server at once.
+    let bash = plugins_dir().join("bash.wasm");
+    let out = agenthost(
+        w,
+        &[
+            "plugin",
+            "install",
+            bash.to_str().unwrap(),
+            "--server",
+            &url,
+            "--token",
+            &token,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = http
+        .get(format!("{url}/api/v1/plugins/bash"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["name"], "bash");
+    // Without a token it says what is missing.
+    let out = agenthost(
+        w,
+        &[
+            "plugin",
+            "install",
+            bash.to_str().unwrap(),
+            "--server",
+            &url,
+        ],
+    );
+    assert!(stderr(&out).contains("--token"), "{}", stderr(&out));
+}

@@ -41,6 +41,8 @@ pub struct AppState {
     pub revocations: Revocations,
     /// Exports being built (see `crate::export::MAX_CONCURRENT`).
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// Plugin log lines, for `GET /plugins/{name}/logs`.
+    pub plugin_logs: Arc<crate::plugins::PluginLogs>,
 }
 
 pub use live::Tickets;

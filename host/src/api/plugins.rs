@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/plugins/{name}/grants", post(grants))
         .route("/plugins/{name}/rollback", post(rollback))
         .route("/plugins/{name}/activate", post(activate))
+        .route("/plugins/{name}/logs", get(logs))
         .route("/policies", get(policies))
 }
 
@@ -52,6 +53,47 @@ async fn policies(State(state): State<AppState>, _user: User) -> Json<PolicyList
             .collect(),
         default: state.sessions.default_policy(),
     })
+}
+
+/// What the plugin logs while sessions use it, from now on, as NDJSON
+/// (one `LogLine` per line) until the client goes away. Operators only:
+/// lines can carry what users' sessions did. The plugin need not be
+/// installed yet, so `plugin dev` can follow before its first install.
+async fn logs(
+    State(state): State<AppState>,
+    user: User,
+    Path(name): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    use tokio::sync::broadcast::error::RecvError;
+    user.require_admin()?;
+    let rx = state.plugin_logs.subscribe();
+    let lines = futures_util::stream::unfold((rx, name), |(mut rx, name)| async move {
+        loop {
+            let line = match rx.recv().await {
+                Ok(line) if line.plugin == name => line,
+                Ok(_) => continue,
+                Err(RecvError::Lagged(n)) => crate::plugins::LogLine {
+                    plugin: name.clone(),
+                    level: "warn",
+                    message: format!("{n} lines were dropped: this follower read too slowly"),
+                    ts: 0,
+                },
+                Err(RecvError::Closed) => return None,
+            };
+            let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+            bytes.push(b'\n');
+            return Some((
+                Ok::<_, std::convert::Infallible>(bytes::Bytes::from(bytes)),
+                (rx, name),
+            ));
+        }
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response())
 }
 
 fn installed(state: &AppState, name: &str) -> Result<InstalledPlugin, ApiError> {

@@ -1,7 +1,9 @@
 //! Command-line interface.
 
 mod builder;
+mod dev;
 mod plugin;
+mod remote;
 mod scaffold;
 mod serve;
 mod step;

@@ -16,8 +16,8 @@ use agenthost::plugins::bindings::current::tool::ToolError;
 use agenthost::plugins::bindings::current::types::ContentPart;
 use agenthost::plugins::bindings::current::types::ToolUse;
 use agenthost::plugins::{
-    advise, check_header, parse_capability_list, Capability, EffectiveGrants, Manifest, Registry,
-    Runtime, RuntimeConfig,
+    advise, check_header, level_name, parse_capability_list, Capability, EffectiveGrants, Manifest,
+    Registry, Runtime, RuntimeConfig,
 };
 use agenthost::sandbox::{Docker, SandboxConfig};
 
@@ -66,6 +66,8 @@ pub enum PluginCommand {
         #[command(flatten)]
         limits: LimitFlags,
     },
+    /// Build, check and install on every source change (into a running server with --server).
+    Dev(super::dev::DevArgs),
     /// Run one step of a policy component and print its decision as JSON.
     Step(super::step::StepArgs),
     /// Install a component (a new version becomes active at once; the old one is kept for rollback).
@@ -76,6 +78,8 @@ pub enum PluginCommand {
         /// Capabilities to grant, e.g. `shell,files`.
         #[arg(long, default_value = "")]
         grant: String,
+        #[command(flatten)]
+        server: super::remote::ServerArgs,
     },
     /// List installed plugins as JSON.
     List,
@@ -146,7 +150,7 @@ pub(super) fn runtime_from(
     })?))
 }
 
-fn runtime(data_dir: &Path) -> anyhow::Result<Arc<Runtime>> {
+pub(super) fn runtime(data_dir: &Path) -> anyhow::Result<Arc<Runtime>> {
     runtime_with(data_dir, &LimitFlags::default())
 }
 
@@ -155,14 +159,7 @@ pub(super) struct PrintLog;
 
 impl LogSink for PrintLog {
     fn log(&self, plugin: &str, level: Level, message: &str) {
-        let level = match level {
-            Level::Trace => "trace",
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-        };
-        eprintln!("[{plugin}] {level}: {message}");
+        eprintln!("[{plugin}] {}: {message}", level_name(level));
     }
 
     fn output(&self, plugin: &str, text: &str) {
@@ -240,6 +237,7 @@ pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
             Ok(())
         }
         PluginCommand::Step(args) => super::step::step(args, data_dir).await,
+        PluginCommand::Dev(args) => super::dev::dev(args, data_dir).await,
         PluginCommand::Check { file, manifest } => {
             let (bytes, manifest, default_name) = read_component(&file, manifest.as_deref())?;
             let had_manifest = manifest.is_some();
@@ -326,9 +324,26 @@ pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
             file,
             manifest,
             grant,
+            server,
         } => {
             let (bytes, manifest, default_name) = read_component(&file, manifest.as_deref())?;
             let granted = parse_capability_list(&grant)?;
+            if let Some(remote) = super::remote::Remote::from_args(&server)? {
+                let name = manifest
+                    .as_ref()
+                    .map_or(default_name.clone(), |m| m.name.clone());
+                let v = remote
+                    .install(bytes, manifest.map(|m| m.to_toml()), &name, &grant)
+                    .await?;
+                println!(
+                    "Installed {} {} into {}; granted: {}",
+                    v["name"].as_str().unwrap_or(&name),
+                    v["version"].as_str().unwrap_or("?"),
+                    remote.base(),
+                    v["granted"]
+                );
+                return Ok(());
+            }
             let registry = Registry::open(runtime(data_dir)?, data_dir).await?;
             let plugin = registry
                 .install(bytes, manifest, &default_name, &granted)

@@ -483,6 +483,7 @@ impl Actor {
             },
             llm: Some(self.llm.clone()),
             images: self.images.clone(),
+            log: self.shared.plugin_logs.clone(),
             ..CallContext::default()
         }
     }

@@ -108,6 +108,8 @@ pub struct Shared {
     /// Where run recordings go, a directory per session; `None`: nowhere
     /// (recording is refused).
     pub recordings_dir: Option<std::path::PathBuf>,
+    /// Where plugin log lines go: the server log and live followers.
+    pub plugin_logs: Arc<crate::plugins::PluginLogs>,
 }
 
 impl Shared {
