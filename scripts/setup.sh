@@ -63,6 +63,14 @@ if ! "$TOOLS_DIR/venv/bin/python" -c "import playwright, pytest" 2>/dev/null; th
   "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION" "pytest==$PYTEST_VERSION"
 fi
 
+# A local OCI registry for the plugin publish/install tests. The tests
+# start their own on loopback; the package's service (all interfaces,
+# port 5000) is not wanted.
+if ! command -v docker-registry >/dev/null; then
+  apt_install docker-registry
+  (systemctl disable --now docker-registry || service docker-registry stop) >/dev/null 2>&1 || true
+fi
+
 # Docker: the engine from Debian's packages, started if it is not running.
 command -v dockerd >/dev/null || apt_install docker.io
 command -v debootstrap >/dev/null || apt_install debootstrap

@@ -886,3 +886,120 @@ fn dev_installs_into_a_running_server_and_swaps_on_change() {
     );
     assert!(stderr(&out).contains("--token"), "{}", stderr(&out));
 }
+
+/// A registry of Debian's `docker-registry` package on a loopback port of
+/// its own, its storage in `dir`.
+fn start_registry(dir: &Path) -> (Child, String) {
+    use std::process::Stdio;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("blobs").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Child(
+        Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker-registry is installed (scripts/setup.sh)"),
+    );
+    let lines = lines_of(child.0.stderr.take().unwrap());
+    line_matching(&lines, std::time::Duration::from_secs(60), |l| {
+        l.contains("listening on")
+    });
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || while lines.recv().is_ok() {});
+    (child, format!("127.0.0.1:{port}"))
+}
+
+/// `plugin publish` pushes a component as a Wasm OCI artifact to a real
+/// registry; `plugin install oci://...` pulls it by tag or by digest, with
+/// its manifest (capabilities) carried along; a digest pin that does not
+/// match is refused.
+#[test]
+fn publish_and_install_through_a_local_registry() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let (_registry, host) = start_registry(w);
+    let bash = plugins_dir().join("bash.wasm");
+    let tag = format!("oci://{host}/agenthost/bash:0.1.0");
+    let out = agenthost(
+        &w.join("author"),
+        &["plugin", "publish", bash.to_str().unwrap(), &tag],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pinned = stdout(&out).trim().to_string();
+    assert!(
+        pinned.starts_with(&format!("oci://{host}/agenthost/bash@sha256:")),
+        "{pinned}"
+    );
+
+    // The artifact follows the Wasm OCI layout.
+    let digest = pinned.rsplit('@').next().unwrap();
+    let manifest: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!(
+            "http://{host}/v2/agenthost/bash/manifests/{digest}"
+        ))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
+    assert_eq!(manifest["layers"][0]["mediaType"], "application/wasm");
+    assert_eq!(
+        manifest["layers"][0]["size"],
+        std::fs::metadata(&bash).unwrap().len()
+    );
+
+    for (reference, data) in [(&tag, "by-tag"), (&pinned, "by-digest")] {
+        let data = w.join(data);
+        let out = agenthost(&data, &["plugin", "install", reference, "--grant", "shell"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = agenthost(&data, &["plugin", "list"]);
+        let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(list[0]["name"], "bash");
+        assert_eq!(list[0]["version"], "0.1.0");
+        assert_eq!(
+            list[0]["capabilities_requested"],
+            serde_json::json!(["shell"])
+        );
+        assert_eq!(list[0]["granted"], serde_json::json!(["shell"]));
+        assert_eq!(
+            list[0]["sha256"],
+            serde_json::json!(hex_sha256(&std::fs::read(&bash).unwrap()))
+        );
+    }
+
+    let wrong = format!("oci://{host}/agenthost/bash@sha256:{}", "0".repeat(64));
+    let out = agenthost(&w.join("wrong"), &["plugin", "install", &wrong]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+    let out = agenthost(&w.join("wrong"), &["plugin", "list"]);
+    assert_eq!(stdout(&out).trim(), "[]");
+    let out = agenthost(&w.join("wrong"), &["plugin", "install", "oci://nowhere"]);
+    assert!(
+        stderr(&out).contains("not an OCI reference"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -2,6 +2,7 @@
 
 mod builder;
 mod dev;
+mod oci;
 mod plugin;
 mod remote;
 mod scaffold;

@@ -70,7 +70,16 @@ pub enum PluginCommand {
     Dev(super::dev::DevArgs),
     /// Run one step of a policy component and print its decision as JSON.
     Step(super::step::StepArgs),
-    /// Install a component (a new version becomes active at once; the old one is kept for rollback).
+    /// Push a component to an OCI registry: `agenthost plugin publish echo.wasm oci://HOST/echo:0.1.0`.
+    Publish {
+        file: PathBuf,
+        /// oci://HOST[:PORT]/NAME:TAG
+        reference: String,
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+    },
+    /// Install a component file or an OCI artifact (oci://HOST/NAME:TAG or @sha256:DIGEST); a
+    /// new version becomes active at once, the old one is kept for rollback.
     Install {
         file: PathBuf,
         #[arg(long)]
@@ -185,6 +194,30 @@ pub(super) fn read_component(
         .to_lowercase()
         .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-");
     Ok((bytes, manifest, default_name))
+}
+
+/// A component from an OCI registry, with the plugin.toml published beside
+/// it unless `manifest` names another.
+async fn pull_component(
+    reference: &str,
+    manifest: Option<&Path>,
+) -> anyhow::Result<(Vec<u8>, Option<Manifest>, String)> {
+    let parsed = super::oci::Reference::parse(reference)?;
+    let pulled = super::oci::pull(&parsed).await?;
+    check_header(&pulled.component).with_context(|| reference.to_string())?;
+    eprintln!("pulled {reference} ({})", pulled.digest);
+    let manifest = match (manifest, &pulled.plugin_manifest) {
+        (Some(path), _) => Some(Manifest::load(path)?),
+        (None, Some(text)) => Some(Manifest::parse(text)?),
+        (None, None) => None,
+    };
+    let default_name = parsed
+        .repository
+        .rsplit('/')
+        .next()
+        .unwrap_or("plugin")
+        .to_string();
+    Ok((pulled.component, manifest, default_name))
 }
 
 pub(super) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -326,7 +359,11 @@ pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
             grant,
             server,
         } => {
-            let (bytes, manifest, default_name) = read_component(&file, manifest.as_deref())?;
+            let (bytes, manifest, default_name) =
+                match file.to_str().filter(|f| f.starts_with("oci://")) {
+                    Some(reference) => pull_component(reference, manifest.as_deref()).await?,
+                    None => read_component(&file, manifest.as_deref())?,
+                };
             let granted = parse_capability_list(&grant)?;
             if let Some(remote) = super::remote::Remote::from_args(&server)? {
                 let name = manifest
@@ -374,6 +411,33 @@ pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
                     missing.join(",")
                 );
             }
+            Ok(())
+        }
+        PluginCommand::Publish {
+            file,
+            reference,
+            manifest,
+        } => {
+            let reference = super::oci::Reference::parse(&reference)?;
+            let (bytes, manifest, default_name) = read_component(&file, manifest.as_deref())?;
+            // What install will see: the component must load, and its
+            // manifest travels with it.
+            let plugin = runtime(data_dir)?
+                .load(bytes.clone(), manifest, &default_name)
+                .await?;
+            let digest = super::oci::publish(&reference, bytes, &plugin.manifest).await?;
+            eprintln!(
+                "published {} {} to oci://{}/{}:{}",
+                plugin.manifest.name,
+                plugin.manifest.version,
+                reference.registry,
+                reference.repository,
+                reference.tag.as_deref().unwrap_or_default()
+            );
+            println!(
+                "oci://{}/{}@{digest}",
+                reference.registry, reference.repository
+            );
             Ok(())
         }
         PluginCommand::List => {
