@@ -1003,3 +1003,42 @@ fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// A component whose WIT was edited without a new version (here a field
+/// added to `tool-output` of 0.2.0) is named as drift by `plugin check`,
+/// not reported as a crash.
+#[test]
+fn check_names_wit_drift_under_the_same_version() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let out = kit(
+        w,
+        &["plugin", "new", "drifted", "--dir", w.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let project = w.join("drifted");
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = project.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} has no `{from}`");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    };
+    edit(
+        "wit/tool.wit",
+        "content: list<content-part>,",
+        "content: list<content-part>,\n        note: string,",
+    );
+    edit(
+        "src/lib.rs",
+        "content: vec![text(reply)]",
+        "content: vec![text(reply)], note: String::new()",
+    );
+    let out = kit(w, &["plugin", "build", project.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wasm = stdout(&out).lines().last().unwrap().to_string();
+    let out = kit(w, &["plugin", "check", &wasm]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("changed under the same version"), "{err}");
+    assert!(!err.contains("crashed"), "{err}");
+}

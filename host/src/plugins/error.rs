@@ -73,6 +73,16 @@ pub enum LoadError {
     /// not match the host's, for instance).
     #[error("the component's imports do not match what this host provides")]
     Link(#[source] Source),
+    /// The component says it implements a version this host knows, but its
+    /// functions' types differ from it: its WIT was edited without a new
+    /// version number.
+    #[error(
+        "the component's agenthost:plugin@{version} differs from this host's {version} contract \
+         ({detail}): its WIT was changed under the same version. Build it against this host's \
+         wit/v{version} unchanged (`agenthost plugin new` copies it into a project), or give \
+         a changed contract a new version"
+    )]
+    WitDrift { version: String, detail: String },
     #[error("the manifest says kind = \"{manifest}\" but the component is a {component}")]
     KindMismatch { manifest: String, component: String },
     #[error("plugin `{plugin}` returned an invalid tool description: {reason}")]
@@ -199,6 +209,7 @@ impl LoadError {
             Self::UnreleasedVersion(_) => "unreleased_version",
             Self::MixedVersions(_) => "mixed_versions",
             Self::UnsatisfiedImport(_) | Self::Link(_) => "unsatisfied_import",
+            Self::WitDrift { .. } => "wit_drift",
             Self::KindMismatch { .. } => "kind_mismatch",
             Self::BadDescription { .. } => "bad_description",
         }

@@ -116,7 +116,9 @@ impl Runtime {
             },
         };
         let pre = self.instantiate_pre(&component, &shape)?;
-        let describe = self.describe(&manifest.name, &pre).await?;
+        let describe = self
+            .describe(&manifest.name, &pre, &shape.wit_version)
+            .await?;
         let schemas = match &describe {
             Describe::Tool(specs) => validate_specs(&manifest.name, specs)?,
             Describe::Policy(_) => Default::default(),
@@ -206,7 +208,11 @@ impl Runtime {
         .into()
     }
 
-    async fn describe(&self, name: &str, pre: &Pre) -> Result<Describe, PluginError> {
+    /// Instantiates the component and asks what it offers. Instantiation
+    /// type-checks the exports against the host's bindings, before any
+    /// guest code runs, so a type mismatch there is drift in the contract
+    /// (named as such), not a crash.
+    async fn describe(&self, name: &str, pre: &Pre, wit: &str) -> Result<Describe, PluginError> {
         let mut store = self.new_store(EffectiveGrants::none(name), CallContext::default());
         let limit = self.limits.wall_clock;
         let outcome = match pre {
@@ -226,6 +232,13 @@ impl Runtime {
         };
         match outcome {
             Err(_) => Err(self.timeout_error(store.data())),
+            Ok(Err(e)) if e.downcast_ref::<wasmtime::Trap>().is_none() && is_type_mismatch(&e) => {
+                Err(LoadError::WitDrift {
+                    version: wit.to_string(),
+                    detail: format!("{e:#}"),
+                }
+                .into())
+            }
             Ok(Err(e)) => Err(self.classify(e, store.data())),
             Ok(Ok(d)) => Ok(d),
         }
@@ -370,6 +383,12 @@ fn validate_specs(
         schemas.insert(spec.name.clone(), compiled);
     }
     Ok(schemas)
+}
+
+/// wasmtime's type-check failure when a typed export does not have the
+/// type the bindings expect ("type mismatch with results: ...").
+fn is_type_mismatch(e: &wasmtime::Error) -> bool {
+    e.chain().any(|c| c.to_string().contains("type mismatch"))
 }
 
 #[cfg(test)]
