@@ -7,11 +7,12 @@
 //! log lines from the server's sessions are shown as they happen.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 
-use agenthost::plugins::{advise, parse_capability_list, Registry};
+use agenthost::plugins::{advise, parse_capability_list, Registry, Runtime};
 
 use super::builder;
 use super::plugin::runtime;
@@ -73,6 +74,7 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
 async fn round(
     dir: &Path,
     data_dir: &Path,
+    runtime: &Arc<Runtime>,
     remote: Option<&Remote>,
     grant: &str,
 ) -> anyhow::Result<String> {
@@ -83,7 +85,6 @@ async fn round(
         .map_or(0, |d| d.as_millis());
     manifest.version = format!("{}-dev.{millis}", manifest.version);
     let bytes = std::fs::read(&wasm)?;
-    let runtime = runtime(data_dir)?;
     let check = async {
         let plugin = runtime
             .load(bytes.clone(), Some(manifest.clone()), &manifest.name)
@@ -135,7 +136,7 @@ pub async fn dev(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
                 "installing into {} on every change; the plugin's log lines follow",
                 r.base()
             );
-            let follower = Remote::from_args(&args.server)?.expect("a server was named");
+            let follower = r.clone();
             let plugin = name.clone();
             tokio::spawn(async move {
                 if let Err(e) = follower.follow_logs(&plugin).await {
@@ -149,9 +150,11 @@ pub async fn dev(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
             data_dir.display()
         ),
     }
+    // One runtime (engine, compiled cache) for every round.
+    let runtime = runtime(data_dir)?;
     loop {
         let seen = fingerprint(&dir);
-        match round(&dir, data_dir, remote.as_ref(), &args.grant).await {
+        match round(&dir, data_dir, &runtime, remote.as_ref(), &args.grant).await {
             Ok(installed) => println!("installed {installed}"),
             Err(e) if args.once => return Err(e),
             Err(e) => eprintln!("error: {e:#}"),

@@ -128,7 +128,7 @@ async fn ok(response: reqwest::Response, what: &str) -> anyhow::Result<reqwest::
 }
 
 /// The body, refused if it says or turns out to be larger than `max`.
-async fn bounded(mut response: reqwest::Response, max: u64) -> anyhow::Result<Vec<u8>> {
+pub(super) async fn bounded(mut response: reqwest::Response, max: u64) -> anyhow::Result<Vec<u8>> {
     if response.content_length().is_some_and(|n| n > max) {
         anyhow::bail!("the registry sent more than {max} bytes");
     }

@@ -23,6 +23,7 @@ pub struct ServerArgs {
     token: Option<String>,
 }
 
+#[derive(Clone)]
 pub struct Remote {
     base: String,
     token: String,
@@ -56,11 +57,7 @@ impl Remote {
     /// The API's `{"error": {...}}` message, or the status.
     async fn answer(&self, response: reqwest::Response) -> anyhow::Result<Value> {
         let status = response.status();
-        let bytes = response.bytes().await?;
-        anyhow::ensure!(
-            bytes.len() <= MAX_ANSWER_BYTES,
-            "the server's answer is larger than {MAX_ANSWER_BYTES} bytes"
-        );
+        let bytes = super::oci::bounded(response, MAX_ANSWER_BYTES as u64).await?;
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(body);
