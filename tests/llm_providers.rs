@@ -359,3 +359,58 @@ async fn a_message_sent_during_a_step_reaches_the_model_in_the_same_run() {
     );
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_repeating_itself_is_paused_by_the_loop_guard() {
+    // The stand-in model asks for the same command over and over; its
+    // output never changes. Three in a row is the configured limit.
+    let same = || Reply::Tool {
+        text: None,
+        id: "toolu_loop",
+        name: "bash",
+        input: vec!["{\"command\": \"echo stuck\"}"],
+    };
+    let (mock, addr) = MockLlm::start(vec![same(), same(), same(), same(), same()]).await;
+    let host = TestHost::start_with(Db::Sqlite, |c| {
+        c.llm.anthropic.api_key = Some(SECRET.to_string().into());
+        c.llm.anthropic.base_url = format!("http://{addr}");
+        c.agent.loop_guard_repeats = 3;
+    })
+    .await;
+    let token = host.token(&unique("lou")).await;
+    let session = host.create_session(&token, json!({})).await;
+    let id = session["id"].as_str().unwrap();
+    let mut ws = host.ws(&token, id, 0).await;
+    ws.next().await.unwrap();
+    ws.send(user_message("Check the build")).await;
+    let frames = ws.until_status("paused").await;
+
+    let events = stored(&frames);
+    let results: Vec<&&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .collect();
+    assert_eq!(results.len(), 3, "paused on the third identical step");
+    assert!(results
+        .iter()
+        .all(|r| r["payload"]["content"][0]["text"] == "stuck\n"));
+    let paused = events.last().unwrap();
+    let reason = paused["payload"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("loop detected") && reason.contains("`bash`"),
+        "{reason}"
+    );
+    // Three model calls, not five: no tokens spent after the loop was seen.
+    assert_eq!(mock.requests().len(), 3);
+
+    // A hint starts a new run with a fresh count: the two repeats the
+    // script has left run, then the model replies.
+    ws.send(user_message("try something else")).await;
+    let frames = ws.until_status("idle").await;
+    let again = stored(&frames)
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .count();
+    assert_eq!(again, 2);
+    host.stop().await;
+}

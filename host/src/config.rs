@@ -174,6 +174,10 @@ pub struct AgentConfig {
     /// before its actor is evicted: its sandbox and policy instance are
     /// released and it comes back from the store on next use. 0: never.
     pub evict_idle_secs: u64,
+    /// The same tool call with the same input and the same result (for
+    /// the computer tool: an unchanged screen) this many times in a row
+    /// pauses the session as looping. 0: never.
+    pub loop_guard_repeats: u32,
 }
 
 impl Default for AgentConfig {
@@ -183,6 +187,7 @@ impl Default for AgentConfig {
             token_budget: 5_000_000,
             max_message_bytes: 64 << 10,
             evict_idle_secs: 600,
+            loop_guard_repeats: 4,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod history;
 mod hub;
 mod llm;
 mod log;
+mod loop_guard;
 mod quota;
 mod recording;
 mod run;

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use super::approval::{ApprovalGate, Verdict};
 use super::history;
 use super::log::EventLog;
+use super::loop_guard::{LoopGuard, StepPrint};
 use super::switch::switch_policy;
 use super::{LiveState, Shared};
 use crate::capabilities::CallContext;
@@ -103,6 +104,7 @@ impl Runner {
         let mut events = self.log.after(0).await?;
         let mut step: u32 = 0;
         let mut state = self.shared.store.policy_state(&self.session_id).await?;
+        let mut guard = LoopGuard::new(self.shared.agent.loop_guard_repeats);
         loop {
             if self.control.pause.swap(false, Ordering::SeqCst) {
                 return Ok(RunEnd::Paused("paused by the user".into()));
@@ -201,7 +203,9 @@ impl Runner {
                     // A call that may not run leaves the rest of its step
                     // unrun too: they were planned on top of it.
                     let mut refused: Option<String> = None;
+                    let mut print = StepPrint::default();
                     for u in uses {
+                        let (name, input) = (u.name.clone(), u.input.clone());
                         let result = match &refused {
                             Some(why) => self.not_run(u, why.clone()).await?,
                             None => match self.approval(&u).await? {
@@ -214,7 +218,13 @@ impl Runner {
                                 _ => self.invoke(u).await?,
                             },
                         };
+                        if let EventBody::ToolResult(r) = &result.body {
+                            print.add(&name, &input, r);
+                        }
                         events.push(result);
+                    }
+                    if let Some(why) = guard.observe(print) {
+                        return Ok(RunEnd::Paused(why));
                     }
                     continue;
                 }
