@@ -62,6 +62,11 @@ if ! "$TOOLS_DIR/venv/bin/python" -c "import playwright, pytest" 2>/dev/null; th
   step "playwright and pytest into $TOOLS_DIR/venv"
   "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION" "pytest==$PYTEST_VERSION"
 fi
+# The official MCP SDK, as a real client of /mcp and as the test's MCP server.
+if ! [ "$("$TOOLS_DIR/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null)" = "$MCP_VERSION" ]; then
+  step "mcp $MCP_VERSION (the official MCP SDK) into $TOOLS_DIR/venv"
+  "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "mcp==$MCP_VERSION"
+fi
 
 # A local OCI registry for the plugin publish/install tests. The tests
 # start their own on loopback; the package's service (all interfaces,

@@ -12,3 +12,5 @@ cargo test --workspace --locked
 step "chat page in headless Chromium (tests/ui; screenshots in ${CARGO_TARGET_DIR:-target}/ui-test-output)"
 cargo build --quiet --locked -p agenthost
 "$TOOLS_DIR/venv/bin/python" -m pytest tests/ui -q -p no:cacheprovider
+step "MCP server through the official Python SDK (tests/mcp)"
+"$TOOLS_DIR/venv/bin/python" -m pytest tests/mcp -q -p no:cacheprovider

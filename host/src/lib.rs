@@ -33,6 +33,7 @@ pub mod config;
 pub mod event;
 pub mod export;
 pub mod llm;
+pub mod mcp;
 pub mod plugins;
 pub mod rfb;
 pub mod sandbox;

@@ -7,6 +7,7 @@ mod error;
 mod export;
 mod health;
 mod live;
+mod mcp;
 mod openapi;
 mod plugins;
 mod sessions;
@@ -95,6 +96,7 @@ pub fn router(state: AppState, max_body_bytes: usize, web_dir: Option<&Path>) ->
         .route("/openapi.json", get(openapi::serve))
         .fallback(not_found);
     Router::new()
+        .merge(mcp::router(state.clone(), max_body_bytes))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)

@@ -2,6 +2,7 @@
 
 mod builder;
 mod dev;
+mod mcp;
 mod oci;
 mod plugin;
 mod remote;
@@ -32,6 +33,9 @@ enum Command {
     /// Write, check, try and install plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Speak MCP: bridge stdio-only clients to a running host.
+    #[command(subcommand)]
+    Mcp(mcp::McpCommand),
     /// Run the server: REST API, WebSocket, sandboxes, agents.
     Serve(serve::ServeArgs),
     /// Create API tokens.
@@ -54,6 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = cli.data_dir();
     match cli.command {
         Command::Plugin(cmd) => plugin::run(cmd, &data_dir).await,
+        Command::Mcp(cmd) => mcp::run(cmd).await,
         Command::Serve(args) => serve::serve(args, &data_dir).await,
         Command::Token(cmd) => serve::token(cmd, &data_dir).await,
     }

@@ -23,6 +23,20 @@ pub struct ServerArgs {
     token: Option<String>,
 }
 
+/// A server's base URL as given (checked, without a trailing slash) and
+/// an HTTP client for it.
+pub fn client_for(server: &str) -> anyhow::Result<(String, reqwest::Client)> {
+    let base = server.trim_end_matches('/').to_string();
+    anyhow::ensure!(
+        base.starts_with("http://") || base.starts_with("https://"),
+        "--server must be an http:// or https:// URL, not `{base}`"
+    );
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()?;
+    Ok((base, http))
+}
+
 #[derive(Clone)]
 pub struct Remote {
     base: String,
@@ -39,14 +53,7 @@ impl Remote {
         let token = args.token.clone().ok_or_else(|| {
             anyhow::anyhow!("--server needs an operator token: --token or AGENTHOST_TOKEN")
         })?;
-        let base = server.trim_end_matches('/').to_string();
-        anyhow::ensure!(
-            base.starts_with("http://") || base.starts_with("https://"),
-            "--server must be an http:// or https:// URL, not `{base}`"
-        );
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()?;
+        let (base, http) = client_for(server)?;
         Ok(Some(Self { base, token, http }))
     }
 

@@ -18,12 +18,14 @@ use super::quota::Permit;
 use super::recording::Recorder;
 use super::run::{self, RunControl, RunEnd, Runner};
 use super::switch::switch_policy;
-use super::{Command, Decision, LiveState, SessionError, SessionHandle, Shared};
+use super::tool_call::{Busy, ToolCalls};
+use super::{Command, Decision, ExternalCall, LiveState, SessionError, SessionHandle, Shared};
 use crate::capabilities::{CallContext, ImageStore, LlmBackend};
 use crate::event::{
     ApprovalDecided, ApprovalOutcome, ControlChanged, EventBody, Holder, RecordingSaved, Source,
-    StoredPart, ToolResult,
+    StoredPart, ToolCall, ToolResult,
 };
+use crate::plugins::bindings::current::types::ToolUse;
 use crate::plugins::PolicyInstance;
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::store::{Session, SessionSettings, SessionStatus};
@@ -57,6 +59,8 @@ struct Actor {
     run_permit: Option<Permit>,
     /// The run's desktop video, while one is recorded.
     recorder: Option<Recorder>,
+    /// Outside (MCP) tool calls in progress.
+    external: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Starts a session's actor. `recovered` is told once a session the
@@ -106,6 +110,7 @@ pub(super) fn spawn(
         sandbox_permit: None,
         run_permit: None,
         recorder: None,
+        external: Arc::default(),
     };
     let user_id = actor.session.user_id.as_str().into();
     tokio::spawn(actor.main(rx, recovered));
@@ -241,8 +246,11 @@ impl Actor {
                 };
                 let _ = reply.send(result);
             }
+            Command::External(call, reply) => {
+                let _ = reply.send(self.external_call(call, task.is_some()).await);
+            }
             Command::ReleaseSandbox(reply) => {
-                let result = if task.is_some() || self.state.borrow().user_control {
+                let result = if task.is_some() || self.state.borrow().user_control || self.busy() {
                     Err(SessionError::InvalidState(
                         "the session is using its desktop".into(),
                     ))
@@ -331,6 +339,7 @@ impl Actor {
     fn idle_for(&self, after: std::time::Duration, running: bool) -> bool {
         let s = self.state.borrow();
         !running
+            && !self.busy()
             && self.session.status != SessionStatus::Running
             && !s.user_control
             && s.last_active.elapsed() >= after
@@ -347,6 +356,41 @@ impl Actor {
         self.log.settle().await;
         self.release_sandbox().await;
         self.set_policy(None);
+    }
+
+    /// Whether an outside tool call is in progress.
+    fn busy(&self) -> bool {
+        self.external.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
+    /// Stores an outside client's tool call and hands back what runs it.
+    async fn external_call(
+        &mut self,
+        call: ToolUse,
+        running: bool,
+    ) -> Result<ExternalCall, SessionError> {
+        if running {
+            return Err(SessionError::InvalidState(
+                "the session's agent is running; pause or cancel it first".into(),
+            ));
+        }
+        if self.state.borrow().user_control {
+            return Err(SessionError::InvalidState(
+                "a person has taken over the desktop; they hand it back from the page".into(),
+            ));
+        }
+        self.ensure_sandbox().await?;
+        let body = EventBody::ToolCall(ToolCall {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            input: call.input.clone(),
+        });
+        self.log.append(Source::Agent, body).await?;
+        Ok(ExternalCall::new(
+            self.tool_calls(),
+            call,
+            Busy::new(&self.external),
+        ))
     }
 
     async fn user_message(
@@ -456,7 +500,7 @@ impl Actor {
             session_id: self.session.id.clone(),
             user_id: self.session.user_id.clone(),
             policy_name: self.session.policy.clone(),
-            tool_ctx: self.call_context(true),
+            tools: self.tool_calls(),
             spent: self.spent.clone(),
             state: self.state.clone(),
         };
@@ -485,6 +529,15 @@ impl Actor {
             images: self.images.clone(),
             log: self.shared.plugin_logs.clone(),
             ..CallContext::default()
+        }
+    }
+
+    fn tool_calls(&self) -> ToolCalls {
+        ToolCalls {
+            shared: self.shared.clone(),
+            log: self.log.clone(),
+            session_id: self.session.id.clone(),
+            ctx: self.call_context(true),
         }
     }
 

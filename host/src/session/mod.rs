@@ -17,6 +17,7 @@ mod quota;
 mod recording;
 mod run;
 mod switch;
+mod tool_call;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
@@ -33,6 +34,7 @@ pub use recording::{Recorder, Recording, RecordingConfig, RecordingError};
 use crate::config::AgentConfig;
 use crate::event::Event;
 use crate::llm::Providers;
+use crate::plugins::bindings::current::types::ToolUse;
 use crate::plugins::{Registry, RegistryError};
 use crate::sandbox::WarmPool;
 use crate::store::{Session, SessionSettings, SessionStatus, Store, StoreError};
@@ -162,6 +164,9 @@ pub(crate) enum Command {
     HandBack(oneshot::Sender<Result<(), SessionError>>),
     Decide(Decision, oneshot::Sender<Result<(), SessionError>>),
     Settings(SessionSettings, oneshot::Sender<Result<(), SessionError>>),
+    /// A tool call from outside the agent loop (an MCP client): stored,
+    /// then handed back to be run by the caller.
+    External(ToolUse, oneshot::Sender<Result<ExternalCall, SessionError>>),
     /// Give the sandbox back (another session needs the room); refused
     /// while a run or a person uses it.
     ReleaseSandbox(oneshot::Sender<Result<(), SessionError>>),
@@ -248,6 +253,59 @@ impl SessionHandle {
 
     pub fn live(&self) -> LiveState {
         self.state.borrow().clone()
+    }
+
+    /// Stores `call` as the session's next tool call and returns what runs
+    /// it. Refused while the agent runs or a person drives the desktop:
+    /// one driver at a time.
+    pub async fn external_call(&self, call: ToolUse) -> Result<ExternalCall, SessionError> {
+        self.call(|tx| Command::External(call, tx)).await
+    }
+}
+
+/// A tool call an outside client (MCP) asked for, already stored: run it
+/// with [`ExternalCall::run`]. While it is held the session counts as
+/// busy, so it is neither evicted nor stripped of its desktop mid-call.
+pub struct ExternalCall {
+    tools: tool_call::ToolCalls,
+    call: ToolUse,
+    _busy: tool_call::Busy,
+}
+
+impl ExternalCall {
+    fn new(tools: tool_call::ToolCalls, call: ToolUse, busy: tool_call::Busy) -> Self {
+        Self {
+            tools,
+            call,
+            _busy: busy,
+        }
+    }
+
+    /// Runs the call and stores its result. If `cancelled` fires first the
+    /// call is dropped where it is and its result says so, so the log
+    /// stays whole.
+    pub async fn run(
+        self,
+        cancelled: impl std::future::Future<Output = ()>,
+    ) -> Result<Event, StoreError> {
+        let (id, name) = (self.call.id.clone(), self.call.name.clone());
+        tokio::select! {
+            result = self.tools.invoke(self.call) => result,
+            () = cancelled => {
+                let result = crate::event::EventBody::ToolResult(crate::event::ToolResult {
+                    tool_use_id: id,
+                    name,
+                    content: vec![crate::event::StoredPart::text("cancelled by the client")],
+                    is_error: true,
+                    duration_ms: 0,
+                });
+                self.tools.log.append(crate::event::Source::Host, result).await
+            }
+        }
+    }
+
+    pub fn tool_use_id(&self) -> &str {
+        &self.call.id
     }
 }
 

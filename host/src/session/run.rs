@@ -9,7 +9,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use serde_json::Value;
 use tokio::sync::watch;
@@ -19,17 +18,16 @@ use super::history;
 use super::log::EventLog;
 use super::loop_guard::{LoopGuard, StepPrint};
 use super::switch::switch_policy;
+use super::tool_call::{crash_code, ToolCalls};
 use super::{LiveState, Shared};
-use crate::capabilities::CallContext;
 use crate::event::{
     ApprovalDecided, ApprovalOutcome, ApprovalRequested, Event, EventBody, Source, StoredPart,
     ToolCall, ToolResult,
 };
 use crate::plugins::bindings::current::policy::{Act, Context, Decision, PolicyError};
-use crate::plugins::bindings::current::tool::ToolError;
 use crate::plugins::bindings::current::types::HostError;
-use crate::plugins::bindings::current::types::{ContentPart, ToolSpec, ToolUse};
-use crate::plugins::{InvokeError, PluginError, PolicyInstance, RegistryError};
+use crate::plugins::bindings::current::types::{ToolSpec, ToolUse};
+use crate::plugins::PolicyInstance;
 use crate::store::StoreError;
 
 /// Requests from the actor to a run in progress.
@@ -80,7 +78,7 @@ pub struct Runner {
     pub session_id: String,
     pub user_id: String,
     pub policy_name: String,
-    pub tool_ctx: CallContext,
+    pub tools: ToolCalls,
     pub spent: Arc<AtomicU64>,
     pub state: watch::Sender<LiveState>,
 }
@@ -215,7 +213,7 @@ impl Runner {
                                     );
                                     self.not_run(u, refusal(&verdict)).await?
                                 }
-                                _ => self.invoke(u).await?,
+                                _ => self.tools.invoke(u).await?,
                             },
                         };
                         if let EventBody::ToolResult(r) = &result.body {
@@ -336,45 +334,6 @@ impl Runner {
         self.shared.registry.tool_specs()
     }
 
-    /// Runs one tool call and stores its result. A tool's own error is a
-    /// result the policy sees; a crash is also recorded as an error event.
-    async fn invoke(&self, call: ToolUse) -> Result<Event, StoreError> {
-        let started = Instant::now();
-        let outcome = self
-            .shared
-            .registry
-            .invoke_tool(call.clone(), self.tool_ctx.clone())
-            .await;
-        let (content, is_error) = match outcome {
-            Ok(Ok(output)) => (self.persist(output.content).await?, false),
-            Ok(Err(ToolError::InvalidInput(m))) => {
-                (vec![StoredPart::text(format!("invalid input: {m}"))], true)
-            }
-            Ok(Err(ToolError::Failed(m))) => (vec![StoredPart::text(m)], true),
-            Err(PluginError::Registry(RegistryError::UnknownTool(name))) => (
-                vec![StoredPart::text(format!("there is no tool named `{name}`"))],
-                true,
-            ),
-            Err(e) => {
-                let report = e.report();
-                self.error(crash_code(&e), &format!("tool `{}`: {report}", call.name))
-                    .await;
-                (
-                    vec![StoredPart::text(format!("the tool failed: {report}"))],
-                    true,
-                )
-            }
-        };
-        let result = EventBody::ToolResult(ToolResult {
-            tool_use_id: call.id,
-            name: call.name,
-            content,
-            is_error,
-            duration_ms: started.elapsed().as_millis() as u64,
-        });
-        self.append(Source::Tool, result).await
-    }
-
     /// Asks the person first if a rule says so: stores the request, waits
     /// for an answer (or the timeout, or a pause), stores the outcome.
     /// `None`: no rule asks, the call just runs.
@@ -447,42 +406,6 @@ impl Runner {
         });
         self.append(Source::Host, result).await
     }
-
-    /// Tool output as stored: images go to the content-addressed store and
-    /// are referenced by hash.
-    async fn persist(&self, parts: Vec<ContentPart>) -> Result<Vec<StoredPart>, StoreError> {
-        let mut out = Vec::with_capacity(parts.len());
-        for part in parts {
-            out.push(match part {
-                ContentPart::Text(t) => StoredPart::Text { text: t },
-                ContentPart::Image(img) => match self.tool_ctx.images.get(&img.handle) {
-                    Some(stored) => {
-                        let sha = self
-                            .shared
-                            .store
-                            .put_image(
-                                &self.session_id,
-                                &stored.bytes,
-                                stored.media_type,
-                                stored.width,
-                                stored.height,
-                            )
-                            .await?;
-                        StoredPart::Image {
-                            sha256: sha,
-                            width: stored.width,
-                            height: stored.height,
-                            media_type: stored.media_type.to_string(),
-                        }
-                    }
-                    None => {
-                        StoredPart::text("[the tool returned an image that is no longer available]")
-                    }
-                },
-            });
-        }
-        Ok(out)
-    }
 }
 
 /// What the policy reads for a call that was not approved.
@@ -511,14 +434,5 @@ fn policy_error_message(error: PolicyError) -> String {
             HostError::Timeout(m) => format!("timed out: {m}"),
             HostError::Failed(m) => m,
         },
-    }
-}
-
-fn crash_code(e: &PluginError) -> &'static str {
-    match e {
-        PluginError::Invoke(InvokeError::WallClockTimeout { .. }) => "plugin_timeout",
-        PluginError::Invoke(InvokeError::MemoryLimit { .. }) => "plugin_memory_limit",
-        PluginError::Invoke(InvokeError::CpuLimit { .. }) => "plugin_cpu_limit",
-        _ => "plugin_crashed",
     }
 }

@@ -22,6 +22,7 @@ use sqlx::AnyPool;
 pub use crate::event::Event;
 pub use error::StoreError;
 pub use images::StoredImage;
+pub(crate) use sessions::new_id;
 pub use sessions::{micros_to_usd, Session, SessionSettings, SessionStatus, UsageTotals};
 pub use tokens::{TokenInfo, TokenUser, TOKEN_ID_LEN};
 pub use usage::secs_until_tomorrow;

@@ -1,0 +1,127 @@
+//! Running one tool call for a session and storing its result: the one
+//! path every call takes, whether a policy planned it or an MCP client
+//! asked for it, so both read the same in the log.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::log::EventLog;
+use super::Shared;
+use crate::capabilities::CallContext;
+use crate::event::{Event, EventBody, Source, StoredPart, ToolResult};
+use crate::plugins::bindings::current::tool::ToolError;
+use crate::plugins::bindings::current::types::{ContentPart, ToolUse};
+use crate::plugins::{InvokeError, PluginError, RegistryError};
+use crate::store::StoreError;
+
+/// What a session's tool calls run with.
+#[derive(Clone)]
+pub struct ToolCalls {
+    pub shared: Arc<Shared>,
+    pub log: EventLog,
+    pub session_id: String,
+    pub ctx: CallContext,
+}
+
+impl ToolCalls {
+    /// Runs one tool call and stores its result. A tool's own error is a
+    /// result the caller sees; a crash is also recorded as an error event.
+    pub async fn invoke(&self, call: ToolUse) -> Result<Event, StoreError> {
+        let started = Instant::now();
+        let outcome = self
+            .shared
+            .registry
+            .invoke_tool(call.clone(), self.ctx.clone())
+            .await;
+        let (content, is_error) = match outcome {
+            Ok(Ok(output)) => (self.persist(output.content).await?, false),
+            Ok(Err(ToolError::InvalidInput(m))) => {
+                (vec![StoredPart::text(format!("invalid input: {m}"))], true)
+            }
+            Ok(Err(ToolError::Failed(m))) => (vec![StoredPart::text(m)], true),
+            Err(PluginError::Registry(RegistryError::UnknownTool(name))) => (
+                vec![StoredPart::text(format!("there is no tool named `{name}`"))],
+                true,
+            ),
+            Err(e) => {
+                let report = e.report();
+                let error =
+                    EventBody::error(crash_code(&e), format!("tool `{}`: {report}", call.name));
+                self.log.append(Source::Host, error).await?;
+                (
+                    vec![StoredPart::text(format!("the tool failed: {report}"))],
+                    true,
+                )
+            }
+        };
+        let result = EventBody::ToolResult(ToolResult {
+            tool_use_id: call.id,
+            name: call.name,
+            content,
+            is_error,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        self.log.append(Source::Tool, result).await
+    }
+
+    /// Tool output as stored: images go to the content-addressed store and
+    /// are referenced by hash.
+    async fn persist(&self, parts: Vec<ContentPart>) -> Result<Vec<StoredPart>, StoreError> {
+        let mut out = Vec::with_capacity(parts.len());
+        for part in parts {
+            out.push(match part {
+                ContentPart::Text(t) => StoredPart::Text { text: t },
+                ContentPart::Image(img) => match self.ctx.images.get(&img.handle) {
+                    Some(stored) => {
+                        let sha = self
+                            .shared
+                            .store
+                            .put_image(
+                                &self.session_id,
+                                &stored.bytes,
+                                stored.media_type,
+                                stored.width,
+                                stored.height,
+                            )
+                            .await?;
+                        StoredPart::Image {
+                            sha256: sha,
+                            width: stored.width,
+                            height: stored.height,
+                            media_type: stored.media_type.to_string(),
+                        }
+                    }
+                    None => {
+                        StoredPart::text("[the tool returned an image that is no longer available]")
+                    }
+                },
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Marks a session busy while held: an outside tool call in progress.
+pub struct Busy(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Busy {
+    pub fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+pub fn crash_code(e: &PluginError) -> &'static str {
+    match e {
+        PluginError::Invoke(InvokeError::WallClockTimeout { .. }) => "plugin_timeout",
+        PluginError::Invoke(InvokeError::MemoryLimit { .. }) => "plugin_memory_limit",
+        PluginError::Invoke(InvokeError::CpuLimit { .. }) => "plugin_cpu_limit",
+        _ => "plugin_crashed",
+    }
+}
