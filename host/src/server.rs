@@ -143,6 +143,16 @@ impl Server {
         let app = router(state.clone(), config.max_body_bytes, web_dir.as_deref());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            use axum::serve::ListenerExt as _;
+            // No Nagle: a streamed answer (server-sent events from /mcp,
+            // WebSocket frames) goes out in several small writes, and
+            // Nagle holding the second for the client's delayed ACK costs
+            // 40 ms a request.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
             let server = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;
             });
