@@ -33,6 +33,8 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
 fi
 
 command -v python3 >/dev/null || apt_install python3
+# The Vertex AI tests make a service-account key with it.
+command -v openssl >/dev/null || apt_install openssl
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 
 # componentize-py lives in a virtualenv of ours, never in the system Python.

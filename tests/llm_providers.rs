@@ -414,3 +414,226 @@ async fn a_model_repeating_itself_is_paused_by_the_loop_guard() {
     assert_eq!(again, 2);
     host.stop().await;
 }
+
+/// What a Claude run on a cloud platform should look like on the page:
+/// the screenshot tool call, the streamed reply, and no secret anywhere.
+async fn run_computer_use(host: &TestHost, secret: &str) {
+    let token = host.token(&unique("cloud")).await;
+    let session = host.create_session(&token, json!({})).await;
+    assert_eq!(session["policy"], "anthropic-policy");
+    let id = session["id"].as_str().unwrap();
+    let mut ws = host.ws(&token, id, 0).await;
+    ws.next().await.unwrap();
+    ws.send(user_message("What is on the screen?")).await;
+    let frames = ws.until_status("idle").await;
+    assert_eq!(deltas(&frames), "Let me look.The desktop is ready.");
+    let events = stored(&frames);
+    let result = events.iter().find(|e| e["kind"] == "tool_result").unwrap();
+    assert_eq!(result["payload"]["content"][0]["type"], "image");
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains(secret), "a credential reached the session");
+}
+
+fn look_then_answer() -> Vec<Reply> {
+    vec![
+        Reply::Tool {
+            text: Some("Let me look."),
+            id: "toolu_01",
+            name: "computer",
+            input: vec!["{\"action\":", " \"screenshot\"}"],
+        },
+        Reply::Text(vec!["The desk", "top is ", "ready."]),
+    ]
+}
+
+const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYTESTKEY";
+const BEDROCK_MODEL: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claude_through_amazon_bedrock_signed_and_streamed() {
+    let (mock, addr) = MockLlm::start(look_then_answer()).await;
+    mock.expect_aws_secret(AWS_SECRET);
+    let host = TestHost::start_with(Db::Sqlite, |c| {
+        let a = &mut c.llm.anthropic;
+        a.platform = agenthost::llm::Platform::Bedrock;
+        a.model = BEDROCK_MODEL.into();
+        a.bedrock.region = Some("us-east-1".into());
+        a.bedrock.access_key_id = Some("AKIDTEST".into());
+        a.bedrock.secret_access_key = Some(AWS_SECRET.to_string().into());
+        a.bedrock.session_token = Some("session-token-test".to_string().into());
+        a.bedrock.base_url = Some(format!("http://{addr}"));
+    })
+    .await;
+    run_computer_use(&host, AWS_SECRET).await;
+
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    let first = &requests[0];
+    assert_eq!(
+        first.path,
+        "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream"
+    );
+    // Bedrock's body: version and betas inside, no model, no stream flag.
+    assert_eq!(first.body["anthropic_version"], "bedrock-2023-05-31");
+    assert!(first.body.get("model").is_none() && first.body.get("stream").is_none());
+    assert_eq!(first.body["anthropic_beta"][0], "computer-use-2025-01-24");
+    assert!(first.body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "computer"));
+    // Signed (the mock checked the signature itself) with the session token.
+    assert_eq!(first.headers["x-amz-security-token"], "session-token-test");
+    let auth = first.headers["authorization"].to_str().unwrap();
+    assert!(
+        auth.contains("Credential=AKIDTEST/") && auth.contains("/us-east-1/bedrock/aws4_request")
+    );
+    // The second step sends the screenshot back as a tool result.
+    let last = requests[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["content"][0]["type"], "tool_result");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_bedrock_signature_is_an_error_event_with_amazons_reason() {
+    let (mock, addr) = MockLlm::start(look_then_answer()).await;
+    mock.expect_aws_secret("the-real-secret");
+    let host = TestHost::start_with(Db::Sqlite, |c| {
+        let a = &mut c.llm.anthropic;
+        a.platform = agenthost::llm::Platform::Bedrock;
+        a.model = BEDROCK_MODEL.into();
+        a.bedrock.region = Some("eu-west-1".into());
+        a.bedrock.access_key_id = Some("AKIDTEST".into());
+        a.bedrock.secret_access_key = Some("a-wrong-secret".to_string().into());
+        a.bedrock.base_url = Some(format!("http://{addr}"));
+    })
+    .await;
+    let token = host.token(&unique("bad-sig")).await;
+    let (_, mut ws) = host.open_chat(&token).await;
+    ws.send(user_message("hello")).await;
+    let frames = ws.until_status("error").await;
+    let error = stored(&frames)
+        .into_iter()
+        .find(|e| e["kind"] == "error")
+        .unwrap();
+    let message = error["payload"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("403") && message.contains("signature mismatch"),
+        "{message}"
+    );
+    assert!(!message.contains("a-wrong-secret"));
+    host.stop().await;
+}
+
+/// A service-account key file whose token requests the mock verifies.
+fn service_account(dir: &std::path::Path, token_uri: &str) -> (std::path::PathBuf, Vec<u8>) {
+    let key = dir.join("key.pem");
+    let public = dir.join("public.der");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl (setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    run(&[
+        "rsa",
+        "-in",
+        key.to_str().unwrap(),
+        "-RSAPublicKey_out",
+        "-outform",
+        "DER",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    let file = dir.join("service-account.json");
+    let json = json!({
+        "type": "service_account",
+        "project_id": "agenthost-test",
+        "private_key_id": "k1",
+        "private_key": std::fs::read_to_string(&key).unwrap(),
+        "client_email": "agent@agenthost-test.iam.gserviceaccount.com",
+        "token_uri": token_uri,
+    });
+    std::fs::write(&file, json.to_string()).unwrap();
+    (file, std::fs::read(&public).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claude_through_vertex_ai_with_a_service_account() {
+    let (mock, addr) = MockLlm::start(look_then_answer()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (file, public) = service_account(dir.path(), &format!("http://{addr}/google/token"));
+    mock.expect_google_key(public);
+    let host = TestHost::start_with(Db::Sqlite, |c| {
+        let a = &mut c.llm.anthropic;
+        a.platform = agenthost::llm::Platform::Vertex;
+        a.model = "claude-sonnet-4-5@20250929".into();
+        a.vertex.project = Some("agenthost-test".into());
+        a.vertex.region = Some("us-east5".into());
+        a.vertex.base_url = Some(format!("http://{addr}"));
+        a.vertex.credentials_file = Some(file);
+    })
+    .await;
+    let private_key = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
+    let key_body = private_key.lines().nth(1).unwrap().to_string();
+    run_computer_use(&host, &key_body).await;
+
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].path,
+        "/v1/projects/agenthost-test/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict"
+    );
+    let body = &requests[0].body;
+    assert_eq!(body["anthropic_version"], "vertex-2023-10-16");
+    assert!(body.get("model").is_none());
+    assert_eq!(body["stream"], true);
+    assert_eq!(
+        requests[0].headers["anthropic-beta"],
+        "computer-use-2025-01-24"
+    );
+    // One token, fetched once and reused for the second step.
+    assert_eq!(requests[0].headers["authorization"], "Bearer ya29.test-1");
+    assert_eq!(requests[1].headers["authorization"], "Bearer ya29.test-1");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claude_through_vertex_ai_with_the_metadata_servers_token() {
+    let (mock, addr) = MockLlm::start(look_then_answer()).await;
+    let host = TestHost::start_with(Db::Sqlite, |c| {
+        let a = &mut c.llm.anthropic;
+        a.platform = agenthost::llm::Platform::Vertex;
+        a.model = "claude-sonnet-4-5@20250929".into();
+        a.vertex.project = Some("agenthost-test".into());
+        a.vertex.base_url = Some(format!("http://{addr}"));
+        a.vertex.metadata_url = format!("http://{addr}");
+    })
+    .await;
+    run_computer_use(&host, "ya29.").await;
+    let requests = mock.requests();
+    assert!(requests[0]
+        .path
+        .starts_with("/v1/projects/agenthost-test/locations/global/"));
+    assert_eq!(requests[0].headers["authorization"], "Bearer ya29.test-1");
+    host.stop().await;
+}

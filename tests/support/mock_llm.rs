@@ -59,14 +59,20 @@ pub struct Recorded {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(super) struct Inner {
     script: VecDeque<Reply>,
     requests: Vec<Recorded>,
+    /// Bedrock: the secret key requests must be signed with.
+    pub(super) aws_secret: Option<String>,
+    /// Vertex: the service account's public key (PKCS#1 DER) a token
+    /// request's JWT must verify with, and the tokens handed out.
+    pub(super) google_key: Option<Vec<u8>>,
+    pub(super) issued: Vec<String>,
 }
 
 #[derive(Clone, Default)]
 pub struct MockLlm {
-    inner: Arc<Mutex<Inner>>,
+    pub(super) inner: Arc<Mutex<Inner>>,
 }
 
 impl MockLlm {
@@ -76,6 +82,7 @@ impl MockLlm {
         let app = Router::new()
             .route("/v1/messages", post(anthropic))
             .route("/v1/chat/completions", post(openai))
+            .merge(super::mock_cloud::routes())
             .with_state(mock.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -87,7 +94,17 @@ impl MockLlm {
         self.inner.lock().unwrap().requests.clone()
     }
 
-    fn next(&self, path: &str, headers: HeaderMap, body: Value) -> Reply {
+    /// Bedrock requests must be signed with this secret key.
+    pub fn expect_aws_secret(&self, secret: &str) {
+        self.inner.lock().unwrap().aws_secret = Some(secret.into());
+    }
+
+    /// Vertex token requests must be signed by this key (PKCS#1 DER).
+    pub fn expect_google_key(&self, public_key: Vec<u8>) {
+        self.inner.lock().unwrap().google_key = Some(public_key);
+    }
+
+    pub(super) fn next(&self, path: &str, headers: HeaderMap, body: Value) -> Reply {
         let mut inner = self.inner.lock().unwrap();
         inner.requests.push(Recorded {
             path: path.into(),
@@ -101,7 +118,7 @@ impl MockLlm {
     }
 }
 
-fn sse(events: Vec<(Option<&str>, Value)>, done: bool) -> Response {
+pub(super) fn sse(events: Vec<(Option<&str>, Value)>, done: bool) -> Response {
     let mut body = String::new();
     for (name, data) in events {
         if let Some(name) = name {
@@ -128,7 +145,21 @@ async fn anthropic(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut reply = mock.next("/v1/messages", headers, body);
+    match anthropic_events(&mock, "/v1/messages", headers, body).await {
+        Ok(events) => sse(events, false),
+        Err(refusal) => refusal,
+    }
+}
+
+/// The Messages API events of the next scripted reply (or the error
+/// response it scripts), whichever platform carries them.
+pub(super) async fn anthropic_events(
+    mock: &MockLlm,
+    path: &str,
+    headers: HeaderMap,
+    body: Value,
+) -> Result<Vec<(Option<&'static str>, Value)>, Response> {
+    let mut reply = mock.next(path, headers, body);
     if let Reply::Held {
         entered,
         release,
@@ -194,7 +225,7 @@ async fn anthropic(
             status,
             retry_after,
             body,
-        } => return error(status, retry_after, body),
+        } => return Err(error(status, retry_after, body)),
         Reply::Text(pieces) => {
             text_block(&mut events, &pieces);
             "end_turn"
@@ -221,7 +252,7 @@ async fn anthropic(
     };
     events.push((Some("message_delta"), json!({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": 42}})));
     events.push((Some("message_stop"), json!({"type": "message_stop"})));
-    sse(events, false)
+    Ok(events)
 }
 
 async fn openai(

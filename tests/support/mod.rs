@@ -6,6 +6,7 @@
 //! real desktop.
 
 pub mod mcp;
+mod mock_cloud;
 pub mod mock_llm;
 pub mod server;
 

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-pub use anthropic::{Anthropic, AnthropicConfig};
+pub use anthropic::{Anthropic, AnthropicConfig, BedrockConfig, Platform, VertexConfig};
 pub use openai::{OpenAi, OpenAiConfig};
 pub use price::{InputCounting, Price, Prices};
 pub use recorded::{RecordedLlm, RecordingError};

@@ -40,7 +40,9 @@ pub async fn error_message(response: Response) -> String {
     serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| {
+            // Anthropic and Vertex: {"error": {"message"}}; Bedrock: {"message"}.
             v.pointer("/error/message")
+                .or_else(|| v.pointer("/message"))
                 .and_then(|m| m.as_str())
                 .map(str::to_string)
         })

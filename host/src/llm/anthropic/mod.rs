@@ -1,4 +1,6 @@
-//! Anthropic's Messages API, streamed.
+//! Claude's Messages API, streamed, reached directly (an API key), through
+//! Amazon Bedrock ([`bedrock`]) or through Google Vertex AI ([`vertex`]):
+//! one request body and one stream reader, three ways there.
 //!
 //! Requests are built from the WIT types: text, images (base64), tool use
 //! and tool results. A tool whose input schema carries an
@@ -8,7 +10,9 @@
 //! the tool list and the newest message, so each step re-reads the history
 //! from the cache instead of paying for it again.
 
-use std::collections::BTreeMap;
+mod bedrock;
+mod stream;
+mod vertex;
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -18,15 +22,33 @@ use serde_json::{json, Value};
 use super::retry::{self, RetryPolicy};
 use super::sse::SseReader;
 use super::{DeltaSink, ImageSource, InputCounting, LlmError, Provider, Secret};
-use crate::plugins::bindings::current::llm::{
-    Message, MessagePart, Opaque, Request, Response, Role, StopReason, Thinking, Usage,
-};
-use crate::plugins::bindings::current::types::{ContentPart, ToolUse};
+pub use bedrock::BedrockConfig;
+pub use vertex::VertexConfig;
+
+use crate::plugins::bindings::current::llm::{Message, MessagePart, Request, Response, Role};
+use crate::plugins::bindings::current::types::ContentPart;
+
+/// Where Claude is reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// The Anthropic API, with `api_key`.
+    #[default]
+    Anthropic,
+    /// Amazon Bedrock, with AWS credentials (`[llm.anthropic.bedrock]`).
+    Bedrock,
+    /// Google Vertex AI, with a service account or the metadata server
+    /// (`[llm.anthropic.vertex]`).
+    Vertex,
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnthropicConfig {
-    /// Also read from `ANTHROPIC_API_KEY`. Without a key the provider is off.
+    /// Where Claude is reached; `anthropic` by default.
+    pub platform: Platform,
+    /// Also read from `ANTHROPIC_API_KEY`. Without a key the Anthropic
+    /// platform is off.
     pub api_key: Option<Secret>,
     pub base_url: String,
     pub model: String,
@@ -34,44 +56,130 @@ pub struct AnthropicConfig {
     /// Beta flag sent when a request contains a built-in computer tool.
     pub computer_use_beta: String,
     pub timeout_secs: u64,
+    pub bedrock: BedrockConfig,
+    pub vertex: VertexConfig,
 }
 
 impl Default for AnthropicConfig {
     fn default() -> Self {
         Self {
+            platform: Platform::Anthropic,
             api_key: None,
             base_url: "https://api.anthropic.com".into(),
             model: "claude-sonnet-4-5".into(),
             max_attempts: 5,
             computer_use_beta: "computer-use-2025-01-24".into(),
             timeout_secs: 600,
+            bedrock: BedrockConfig::default(),
+            vertex: VertexConfig::default(),
         }
     }
 }
 
+/// A setting from the environment (the cloud SDKs' names), if set.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// How requests reach Claude.
+enum Transport {
+    Api { key: Secret, url: String },
+    Bedrock(bedrock::Bedrock),
+    Vertex(vertex::Vertex),
+}
+
 pub struct Anthropic {
     http: reqwest::Client,
-    key: Secret,
-    url: String,
+    transport: Transport,
     model: String,
     beta: String,
     retry: RetryPolicy,
 }
 
 impl Anthropic {
+    /// `None` when the Anthropic platform has no key; Bedrock and Vertex
+    /// say what is missing.
     pub fn from_config(config: &AnthropicConfig) -> Result<Option<Self>, LlmError> {
-        let Some(key) = config.api_key.clone() else {
-            return Ok(None);
+        let transport = match config.platform {
+            Platform::Anthropic => match config.api_key.clone() {
+                None => return Ok(None),
+                Some(key) => Transport::Api {
+                    key,
+                    url: format!("{}/v1/messages", config.base_url.trim_end_matches('/')),
+                },
+            },
+            Platform::Bedrock => {
+                Transport::Bedrock(bedrock::Bedrock::from_config(&config.bedrock)?)
+            }
+            Platform::Vertex => Transport::Vertex(vertex::Vertex::from_config(&config.vertex)?),
         };
         let http = retry::http_client(config.timeout_secs)?;
         Ok(Some(Self {
             http,
-            key,
-            url: format!("{}/v1/messages", config.base_url.trim_end_matches('/')),
+            transport,
             model: config.model.clone(),
             beta: config.computer_use_beta.clone(),
             retry: RetryPolicy::with_attempts(config.max_attempts),
         }))
+    }
+
+    /// Sends the body the way the platform takes it; the streaming answer.
+    async fn send(
+        &self,
+        body: Value,
+        model: &str,
+        builtin: bool,
+    ) -> Result<reqwest::Response, LlmError> {
+        let beta = builtin.then_some(self.beta.as_str());
+        match &self.transport {
+            Transport::Api { key, url } => {
+                self.retry
+                    .send(|| {
+                        let r = self
+                            .http
+                            .post(url)
+                            .header("x-api-key", key.expose())
+                            .header("anthropic-version", "2023-06-01")
+                            .json(&body);
+                        match beta {
+                            Some(beta) => r.header("anthropic-beta", beta),
+                            None => r,
+                        }
+                    })
+                    .await
+            }
+            Transport::Vertex(vertex) => {
+                let token = vertex.token(&self.http).await?;
+                let url = vertex.url(model);
+                let body = vertex::body(body);
+                self.retry
+                    .send(|| {
+                        let r = self.http.post(&url).bearer_auth(token.expose()).json(&body);
+                        match beta {
+                            Some(beta) => r.header("anthropic-beta", beta),
+                            None => r,
+                        }
+                    })
+                    .await
+            }
+            Transport::Bedrock(bedrock) => {
+                let url = bedrock.url(model);
+                let bytes = serde_json::to_vec(&bedrock::body(body, beta))
+                    .map_err(|e| LlmError::Transport(e.to_string()))?;
+                // Signed per attempt (the signature carries the time); the
+                // first signing here reports a bad setting once, up front.
+                bedrock.sign(&url, &bytes)?;
+                self.retry
+                    .send(|| {
+                        let mut r = self.http.post(&url).body(bytes.clone());
+                        for (k, v) in bedrock.sign(&url, &bytes).unwrap_or_default() {
+                            r = r.header(k, v);
+                        }
+                        r
+                    })
+                    .await
+            }
+        }
     }
 }
 
@@ -210,37 +318,6 @@ async fn request_body(
 /// The `provider` of the opaque blocks this provider produces.
 const PROVIDER: &str = "anthropic";
 
-/// A content block being streamed.
-enum Block {
-    Text(String),
-    Thinking {
-        text: String,
-        signature: Option<String>,
-    },
-    /// A block passed through untouched (`redacted_thinking`).
-    Opaque(Value),
-    ToolUse {
-        id: String,
-        name: String,
-        json: String,
-    },
-    Other,
-}
-
-fn stop_reason(s: &str) -> StopReason {
-    match s {
-        "end_turn" => StopReason::EndTurn,
-        "tool_use" => StopReason::ToolUse,
-        "max_tokens" => StopReason::MaxTokens,
-        "stop_sequence" => StopReason::StopSequence,
-        _ => StopReason::Other,
-    }
-}
-
-fn count(v: &Value, key: &str) -> Option<u32> {
-    v.get(key).and_then(Value::as_u64).map(|n| n as u32)
-}
-
 #[async_trait]
 impl Provider for Anthropic {
     fn default_model(&self) -> &str {
@@ -260,147 +337,37 @@ impl Provider for Anthropic {
     ) -> Result<Response, LlmError> {
         let model = model.unwrap_or(&self.model);
         let (body, builtin) = request_body(request, model, images).await?;
-        let response = self
-            .retry
-            .send(|| {
-                let mut r = self
-                    .http
-                    .post(&self.url)
-                    .header("x-api-key", self.key.expose())
-                    .header("anthropic-version", "2023-06-01")
-                    .json(&body);
-                if builtin {
-                    r = r.header("anthropic-beta", &self.beta);
-                }
-                r
-            })
-            .await?;
-        let mut reader = SseReader::new(Box::pin(response.bytes_stream()));
-        let mut blocks: BTreeMap<u64, Block> = BTreeMap::new();
-        let mut usage = Usage {
-            input_tokens: 0,
-            output_tokens: 0,
-            cache_read_tokens: 0,
-            cache_write_tokens: 0,
-        };
-        let mut stop = None;
-        let mut finished = false;
-        while let Some(event) = reader.next().await? {
-            let data: Value = match serde_json::from_str(&event.data) {
-                Ok(v) => v,
-                Err(_) => continue,
-            };
-            let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
-            match data["type"].as_str().unwrap_or_default() {
-                "message_start" => {
-                    let u = &data["message"]["usage"];
-                    usage.input_tokens = count(u, "input_tokens").unwrap_or(0);
-                    usage.output_tokens = count(u, "output_tokens").unwrap_or(0);
-                    usage.cache_read_tokens = count(u, "cache_read_input_tokens").unwrap_or(0);
-                    usage.cache_write_tokens = count(u, "cache_creation_input_tokens").unwrap_or(0);
-                }
-                "content_block_start" => {
-                    let b = &data["content_block"];
-                    let block = match b["type"].as_str() {
-                        Some("text") => {
-                            let text = b["text"].as_str().unwrap_or_default().to_string();
-                            if !text.is_empty() {
-                                deltas.text(&text);
+        let response = self.send(body, model, builtin).await?;
+        let mut answer = stream::Answer::new();
+        if let Transport::Bedrock(_) = self.transport {
+            use futures_util::StreamExt as _;
+            let mut frames = bedrock::EventStream::default();
+            let mut bytes = response.bytes_stream();
+            'read: while let Some(chunk) = bytes.next().await {
+                let chunk = chunk.map_err(|e| LlmError::Stream(e.without_url().to_string()))?;
+                frames.push(&chunk);
+                while let Some(frame) = frames.next_frame()? {
+                    match frame {
+                        bedrock::Frame::Event(data) => {
+                            if answer.event(&data, deltas)? {
+                                break 'read;
                             }
-                            Block::Text(text)
                         }
-                        Some("tool_use") => Block::ToolUse {
-                            id: b["id"].as_str().unwrap_or_default().into(),
-                            name: b["name"].as_str().unwrap_or_default().into(),
-                            json: String::new(),
-                        },
-                        Some("thinking") => Block::Thinking {
-                            text: b["thinking"].as_str().unwrap_or_default().into(),
-                            signature: b["signature"]
-                                .as_str()
-                                .filter(|s| !s.is_empty())
-                                .map(String::from),
-                        },
-                        Some("redacted_thinking") => Block::Opaque(b.clone()),
-                        _ => Block::Other,
-                    };
-                    blocks.insert(index, block);
-                }
-                "content_block_delta" => {
-                    let d = &data["delta"];
-                    match (blocks.get_mut(&index), d["type"].as_str()) {
-                        (Some(Block::Text(text)), Some("text_delta")) => {
-                            let piece = d["text"].as_str().unwrap_or_default();
-                            deltas.text(piece);
-                            text.push_str(piece);
+                        bedrock::Frame::Exception(kind, message) => {
+                            return Err(LlmError::Stream(format!("{kind}: {message}")))
                         }
-                        (Some(Block::ToolUse { json, .. }), Some("input_json_delta")) => {
-                            json.push_str(d["partial_json"].as_str().unwrap_or_default());
-                        }
-                        (Some(Block::Thinking { text, .. }), Some("thinking_delta")) => {
-                            text.push_str(d["thinking"].as_str().unwrap_or_default());
-                        }
-                        (Some(Block::Thinking { signature, .. }), Some("signature_delta")) => {
-                            signature
-                                .get_or_insert_with(String::new)
-                                .push_str(d["signature"].as_str().unwrap_or_default());
-                        }
-                        _ => {}
+                        bedrock::Frame::Other => {}
                     }
                 }
-                "message_delta" => {
-                    if let Some(s) = data["delta"]["stop_reason"].as_str() {
-                        stop = Some(stop_reason(s));
-                    }
-                    if let Some(n) = count(&data["usage"], "output_tokens") {
-                        usage.output_tokens = n;
-                    }
-                }
-                "message_stop" => {
-                    finished = true;
+            }
+        } else {
+            let mut reader = SseReader::new(Box::pin(response.bytes_stream()));
+            while let Some(event) = reader.next().await? {
+                if answer.event(&event.data, deltas)? {
                     break;
                 }
-                "error" => {
-                    return Err(LlmError::Stream(
-                        data.pointer("/error/message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("error event")
-                            .to_string(),
-                    ))
-                }
-                _ => {}
             }
         }
-        if !finished {
-            return Err(LlmError::Stream("stream ended before message_stop".into()));
-        }
-        let parts = blocks
-            .into_values()
-            .filter_map(|b| match b {
-                Block::Text(t) if !t.is_empty() => Some(MessagePart::Text(t)),
-                Block::Thinking { text, signature } => {
-                    Some(MessagePart::Thinking(Thinking { text, signature }))
-                }
-                Block::Opaque(block) => Some(MessagePart::Opaque(Opaque {
-                    provider: PROVIDER.into(),
-                    data: block.to_string(),
-                })),
-                Block::ToolUse { id, name, json } => Some(MessagePart::ToolUse(ToolUse {
-                    id,
-                    name,
-                    input: if json.trim().is_empty() {
-                        "{}".into()
-                    } else {
-                        json
-                    },
-                })),
-                _ => None,
-            })
-            .collect();
-        Ok(Response {
-            parts,
-            stop_reason: stop.unwrap_or(StopReason::Other),
-            usage,
-        })
+        answer.finish()
     }
 }
