@@ -4,6 +4,11 @@ The host reaches it over a port published on 127.0.0.1 only. Each connection
 carries one JSON request line and gets one JSON response line. Every request
 must carry the per-sandbox secret the host set in AGENTHOST_EXEC_SECRET.
 
+One op keeps its connection: `spawn` starts a long-lived process (an MCP
+server speaking stdio) and, after its reply line, the connection is the
+process's stdin and stdout until either side closes; closing it kills the
+process group.
+
 It exists because `docker exec` costs tens of milliseconds per call; this
 answers a `true` in a few. Output is bounded (excess is drained and counted,
 never buffered) and every command has a timeout that kills its process group.
@@ -14,6 +19,7 @@ import hmac
 import json
 import os
 import signal
+import socket
 import socketserver
 import subprocess
 import threading
@@ -148,6 +154,52 @@ def stat(req):
     return {"entry": entry(real, os.path.basename(real.rstrip("/")) or "/")}
 
 
+def start(req):
+    """Starts a process for `spawn`: argv as given, stdin and stdout piped,
+    stderr to a log file in /tmp (bounded by the tmpfs)."""
+    argv = req.get("argv")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise Refused("argv must be a non-empty list of strings")
+    cwd = req.get("cwd") or os.environ.get("HOME", "/")
+    if not os.path.isdir(cwd):
+        raise Refused(f"working directory {cwd} does not exist")
+    env = dict(os.environ)
+    env.update({k: v for k, v in req.get("env") or []})
+    name = "".join(c for c in str(req.get("name") or "process") if c.isalnum() or c in "-_")[:64]
+    log = open(f"/tmp/agenthost-{name}.log", "ab")
+    try:
+        return subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=log, start_new_session=True, bufsize=0,
+        )
+    finally:
+        log.close()
+
+
+def pipe(sock_file, proc):
+    """Copies the connection to the process's stdin and its stdout back,
+    until one side ends; then the process group is killed."""
+    def inbound():
+        try:
+            while True:
+                chunk = sock_file.read1(65536) if hasattr(sock_file, "read1") else sock_file.read(65536)
+                if not chunk:
+                    break
+                proc.stdin.write(chunk)
+        except OSError:
+            pass
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    return threading.Thread(target=inbound, daemon=True)
+
+
 OPS = {"ping": lambda req: {"pong": time.time()}, "run": run, "read": read, "write": write,
        "list": list_dir, "stat": stat}
 
@@ -159,6 +211,35 @@ class Handler(socketserver.StreamRequestHandler):
             req = json.loads(line)
             if not SECRET or not hmac.compare_digest(str(req.get("secret", "")).encode(), SECRET):
                 resp = {"error": {"kind": "unauthorized", "message": "wrong exec secret"}}
+            elif req.get("op") == "spawn":
+                proc = start(req)
+                self.wfile.write(json.dumps({"ok": {"pid": proc.pid}}).encode() + b"\n")
+                self.wfile.flush()
+                inbound = pipe(self.rfile, proc)
+                inbound.start()
+                try:
+                    while True:
+                        chunk = proc.stdout.read(65536)
+                        if not chunk:
+                            break
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except OSError:
+                    pass
+                finally:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    proc.wait()
+                    # Ends the inbound copy's read (which holds the reader's
+                    # lock, so closing the reader alone would wait forever)
+                    # and tells the host the process is gone.
+                    try:
+                        self.request.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
             else:
                 op = OPS.get(req.get("op"))
                 if op is None:

@@ -56,6 +56,8 @@ pub struct ServeConfig {
     pub plugins: PluginsSection,
     pub limits: Limits,
     pub llm: ProvidersConfig,
+    /// MCP servers whose tools policies get (`[mcp.servers.NAME]`).
+    pub mcp: crate::mcp::McpConfig,
     /// Per-policy settings (`[policies.anthropic-policy]`), given to the
     /// policy's steps as JSON.
     pub policies: BTreeMap<String, toml::Table>,
@@ -81,6 +83,7 @@ impl Default for ServeConfig {
             plugins: PluginsSection::default(),
             limits: Limits::default(),
             llm: ProvidersConfig::default(),
+            mcp: Default::default(),
             policies: BTreeMap::new(),
             prices: BTreeMap::new(),
         }
@@ -360,6 +363,7 @@ impl ServeConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.mcp.validate().map_err(ConfigError::Invalid)?;
         if self.sandbox.max_running == 0 {
             return Err(ConfigError::Invalid(
                 "sandbox.max_running must be > 0".into(),

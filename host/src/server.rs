@@ -104,6 +104,8 @@ impl Server {
             prices: Arc::new(crate::llm::Prices::new(&config.prices)),
             recordings_dir: Some(data_dir.join("recordings")),
             plugin_logs: plugin_logs.clone(),
+            mcp: config.mcp.clone(),
+            mcp_catalog: Arc::default(),
         }));
         let evictor = config
             .agent

@@ -29,12 +29,37 @@ pub fn router() -> Router<AppState> {
 #[derive(Serialize)]
 struct PluginList {
     plugins: Vec<InstalledPlugin>,
+    mcp_servers: Vec<McpServerView>,
 }
 
 async fn list(State(state): State<AppState>, _user: User) -> Json<PluginList> {
+    let shared = state.sessions.shared();
+    let mcp_servers = shared
+        .mcp
+        .servers
+        .keys()
+        .map(|name| McpServerView {
+            name: name.clone(),
+            transport: "stdio (in the session's sandbox)",
+            tool_prefix: format!("{name}{}", crate::mcp::client::SEPARATOR),
+            tools: shared.mcp_catalog.tools_of(name),
+        })
+        .collect();
     Json(PluginList {
         plugins: state.registry.list(),
+        mcp_servers,
     })
+}
+
+/// A configured MCP server, as listed with the plugins.
+#[derive(Serialize)]
+struct McpServerView {
+    name: String,
+    transport: &'static str,
+    tool_prefix: String,
+    /// The tools it offered when a session last started it; `null` if no
+    /// session has yet.
+    tools: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use super::Activity;
@@ -111,19 +112,65 @@ impl ExecClient {
             }
             Ok(Ok(r)) => r,
         };
-        let value: Value = serde_json::from_slice(&response)
-            .map_err(|e| HostError::Failed(format!("bad answer from the sandbox: {e}")))?;
-        if let Some(err) = value.get("error") {
-            let message = err["message"]
-                .as_str()
-                .unwrap_or("unknown error")
-                .to_string();
-            return Err(match err["kind"].as_str() {
-                Some("invalid") => HostError::Invalid(message),
-                _ => HostError::Failed(message),
-            });
+        answer(&response)
+    }
+
+    /// Starts a long-lived process in the sandbox (an MCP server on stdio)
+    /// and returns the connection as its stdout and stdin. Dropping both
+    /// ends closes the connection, and the service kills the process.
+    pub async fn spawn(
+        &self,
+        name: &str,
+        argv: &[String],
+        env: &[(String, String)],
+        cwd: Option<&str>,
+    ) -> Result<(BufReader<OwnedReadHalf>, OwnedWriteHalf), HostError> {
+        if let Some(stopped) = self.activity.stopped_error() {
+            return Err(HostError::Failed(stopped));
         }
-        Ok(value["ok"].clone())
+        self.activity.touch();
+        let mut body =
+            json!({"op": "spawn", "name": name, "argv": argv, "env": env, "secret": self.secret});
+        if let Some(cwd) = cwd {
+            body["cwd"] = json!(cwd);
+        }
+        let unreachable =
+            |e: std::io::Error| HostError::Failed(format!("the sandbox is not reachable: {e}"));
+        let stream = TcpStream::connect(self.addr).await.map_err(unreachable)?;
+        stream.set_nodelay(true).map_err(unreachable)?;
+        let (read, mut write) = stream.into_split();
+        let mut line = serde_json::to_vec(&body).map_err(|e| HostError::Failed(e.to_string()))?;
+        line.push(b'\n');
+        write.write_all(&line).await.map_err(unreachable)?;
+        // The reply line, read without taking any of the process's output
+        // that may follow it in the same buffer.
+        let mut reader = BufReader::new(read);
+        let mut reply = Vec::new();
+        let read_reply = async {
+            loop {
+                let buf = reader.fill_buf().await?;
+                if buf.is_empty() {
+                    return Err(std::io::Error::other("the sandbox closed the connection"));
+                }
+                if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                    reply.extend_from_slice(&buf[..i]);
+                    reader.consume(i + 1);
+                    return Ok(());
+                }
+                let n = buf.len();
+                reply.extend_from_slice(buf);
+                reader.consume(n);
+                if reply.len() > 64 << 10 {
+                    return Err(std::io::Error::other("the reply is too long"));
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read_reply)
+            .await
+            .map_err(|_| HostError::Timeout("the sandbox did not start the process".into()))?
+            .map_err(unreachable)?;
+        answer(&reply)?;
+        Ok((reader, write))
     }
 
     pub async fn ping(&self) -> Result<(), HostError> {
@@ -131,6 +178,23 @@ impl ExecClient {
             .await
             .map(|_| ())
     }
+}
+
+/// The service's `{"ok": ...}` or `{"error": {kind, message}}`.
+fn answer(reply: &[u8]) -> Result<Value, HostError> {
+    let value: Value = serde_json::from_slice(reply)
+        .map_err(|e| HostError::Failed(format!("bad answer from the sandbox: {e}")))?;
+    if let Some(err) = value.get("error") {
+        let message = err["message"]
+            .as_str()
+            .unwrap_or("unknown error")
+            .to_string();
+        return Err(match err["kind"].as_str() {
+            Some("invalid") => HostError::Invalid(message),
+            _ => HostError::Failed(message),
+        });
+    }
+    Ok(value["ok"].clone())
 }
 
 fn entry(v: &Value) -> Result<Entry, HostError> {

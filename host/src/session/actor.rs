@@ -61,6 +61,8 @@ struct Actor {
     recorder: Option<Recorder>,
     /// Outside (MCP) tool calls in progress.
     external: Arc<std::sync::atomic::AtomicUsize>,
+    /// The configured MCP servers, running in this sandbox (by name).
+    mcp: Option<(String, Arc<crate::mcp::SessionMcp>)>,
 }
 
 /// Starts a session's actor. `recovered` is told once a session the
@@ -111,6 +113,7 @@ pub(super) fn spawn(
         run_permit: None,
         recorder: None,
         external: Arc::default(),
+        mcp: None,
     };
     let user_id = actor.session.user_id.as_str().into();
     tokio::spawn(actor.main(rx, recovered));
@@ -492,6 +495,7 @@ impl Actor {
         self.control.reset();
         self.run_permit = Some(permit);
         self.set_status(SessionStatus::Running, "").await;
+        self.connect_mcp().await;
         self.follow_recording_switch().await;
         let runner = Runner {
             shared: self.shared.clone(),
@@ -538,6 +542,48 @@ impl Actor {
             log: self.log.clone(),
             session_id: self.session.id.clone(),
             ctx: self.call_context(true),
+            mcp: self.mcp.as_ref().map(|(_, m)| m.clone()),
+        }
+    }
+
+    /// Starts the configured MCP servers in the sandbox, once per sandbox.
+    /// A server that fails is reported as an error event; the run goes on
+    /// without its tools.
+    async fn connect_mcp(&mut self) {
+        if self.shared.mcp.servers.is_empty() {
+            return;
+        }
+        let Some(sandbox) = &self.sandbox else {
+            return;
+        };
+        if self
+            .mcp
+            .as_ref()
+            .is_some_and(|(name, _)| *name == sandbox.name)
+        {
+            return;
+        }
+        let (name, exec) = (sandbox.name.clone(), sandbox.exec.clone());
+        self.close_mcp().await;
+        let (mcp, failures) =
+            crate::mcp::SessionMcp::connect(&self.shared.mcp, &exec, &self.shared.mcp_catalog)
+                .await;
+        for (server, why) in failures {
+            self.event_error(
+                "mcp_unavailable",
+                &format!("MCP server `{server}` is not available to this run: {why}"),
+            )
+            .await;
+        }
+        self.mcp = Some((name, Arc::new(mcp)));
+    }
+
+    async fn close_mcp(&mut self) {
+        if let Some((_, mcp)) = self.mcp.take() {
+            // The last holder closes; a run still holding it closes on drop.
+            if let Ok(mcp) = Arc::try_unwrap(mcp) {
+                mcp.close().await;
+            }
         }
     }
 
@@ -835,6 +881,7 @@ impl Actor {
     }
 
     async fn release_sandbox(&mut self) {
+        self.close_mcp().await;
         if let (Some(sandbox), Some(pool)) = (self.sandbox.take(), self.shared.pool.clone()) {
             pool.release(sandbox).await;
         }

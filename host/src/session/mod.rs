@@ -113,6 +113,10 @@ pub struct Shared {
     pub recordings_dir: Option<std::path::PathBuf>,
     /// Where plugin log lines go: the server log and live followers.
     pub plugin_logs: Arc<crate::plugins::PluginLogs>,
+    /// MCP servers started in each session's sandbox for its runs.
+    pub mcp: crate::mcp::McpConfig,
+    /// What those servers offered when last started.
+    pub mcp_catalog: Arc<crate::mcp::McpCatalog>,
 }
 
 impl Shared {

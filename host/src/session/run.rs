@@ -331,7 +331,7 @@ impl Runner {
     }
 
     fn tool_specs(&self) -> Vec<ToolSpec> {
-        self.shared.registry.tool_specs()
+        self.tools.specs()
     }
 
     /// Asks the person first if a rule says so: stores the request, waits

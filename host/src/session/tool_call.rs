@@ -21,12 +21,17 @@ pub struct ToolCalls {
     pub log: EventLog,
     pub session_id: String,
     pub ctx: CallContext,
+    /// The session's MCP servers, while connected.
+    pub mcp: Option<Arc<crate::mcp::SessionMcp>>,
 }
 
 impl ToolCalls {
     /// Runs one tool call and stores its result. A tool's own error is a
     /// result the caller sees; a crash is also recorded as an error event.
     pub async fn invoke(&self, call: ToolUse) -> Result<Event, StoreError> {
+        if let Some(mcp) = self.mcp.as_ref().filter(|m| m.offers(&call.name)) {
+            return self.invoke_mcp(mcp, call).await;
+        }
         let started = Instant::now();
         let outcome = self
             .shared
@@ -54,6 +59,66 @@ impl ToolCalls {
                 )
             }
         };
+        self.store_result(call, content, is_error, started).await
+    }
+
+    /// The tool specs a policy sees: the installed plugins' and the
+    /// connected MCP servers'.
+    pub fn specs(&self) -> Vec<crate::plugins::bindings::current::types::ToolSpec> {
+        let mut specs = self.shared.registry.tool_specs();
+        if let Some(mcp) = &self.mcp {
+            specs.extend(mcp.tool_specs());
+        }
+        specs
+    }
+
+    /// A call to an MCP server's tool, stored like any other.
+    async fn invoke_mcp(
+        &self,
+        mcp: &crate::mcp::SessionMcp,
+        call: ToolUse,
+    ) -> Result<Event, StoreError> {
+        use crate::mcp::client::Part;
+        let started = Instant::now();
+        let (content, is_error) = match mcp.call(&call.name, &call.input).await {
+            Ok((parts, is_error)) => {
+                let mut content = Vec::with_capacity(parts.len());
+                for part in parts {
+                    content.push(match part {
+                        Part::Text(text) => StoredPart::Text { text },
+                        Part::Png {
+                            bytes,
+                            width,
+                            height,
+                        } => {
+                            let sha = self
+                                .shared
+                                .store
+                                .put_image(&self.session_id, &bytes, "image/png", width, height)
+                                .await?;
+                            StoredPart::Image {
+                                sha256: sha,
+                                width,
+                                height,
+                                media_type: "image/png".into(),
+                            }
+                        }
+                    });
+                }
+                (content, is_error)
+            }
+            Err(why) => (vec![StoredPart::text(why)], true),
+        };
+        self.store_result(call, content, is_error, started).await
+    }
+
+    async fn store_result(
+        &self,
+        call: ToolUse,
+        content: Vec<StoredPart>,
+        is_error: bool,
+        started: Instant,
+    ) -> Result<Event, StoreError> {
         let result = EventBody::ToolResult(ToolResult {
             tool_use_id: call.id,
             name: call.name,

@@ -6,11 +6,13 @@
 //! and tool results. A tool whose input schema carries an
 //! `"x-anthropic-builtin"` object is sent as that built-in tool instead (the
 //! computer-use tool: `{"type": "computer_20250124", "display_width_px": ..}`),
-//! with the matching beta header. Prompt caching marks the system prompt,
+//! upgraded to the newest version for the models that take it
+//! ([`computer_tool`]), with the beta header of the version sent. Prompt caching marks the system prompt,
 //! the tool list and the newest message, so each step re-reads the history
 //! from the cache instead of paying for it again.
 
 mod bedrock;
+mod computer_tool;
 mod stream;
 mod vertex;
 
@@ -53,8 +55,12 @@ pub struct AnthropicConfig {
     pub base_url: String,
     pub model: String,
     pub max_attempts: u32,
-    /// Beta flag sent when a request contains a built-in computer tool.
-    pub computer_use_beta: String,
+    /// The beta flag sent with a built-in computer tool; by default the
+    /// one matching the tool's version.
+    pub computer_use_beta: Option<String>,
+    /// Parts of model names that take the newest computer-use tool
+    /// (`computer_20251124`, with zoom).
+    pub newest_computer_tool_models: Vec<String>,
     pub timeout_secs: u64,
     pub bedrock: BedrockConfig,
     pub vertex: VertexConfig,
@@ -68,7 +74,8 @@ impl Default for AnthropicConfig {
             base_url: "https://api.anthropic.com".into(),
             model: "claude-sonnet-4-5".into(),
             max_attempts: 5,
-            computer_use_beta: "computer-use-2025-01-24".into(),
+            computer_use_beta: None,
+            newest_computer_tool_models: vec!["opus-4-5".into()],
             timeout_secs: 600,
             bedrock: BedrockConfig::default(),
             vertex: VertexConfig::default(),
@@ -92,7 +99,8 @@ pub struct Anthropic {
     http: reqwest::Client,
     transport: Transport,
     model: String,
-    beta: String,
+    beta: Option<String>,
+    newest_computer_tool: Vec<String>,
     retry: RetryPolicy,
 }
 
@@ -118,7 +126,8 @@ impl Anthropic {
             http,
             transport,
             model: config.model.clone(),
-            beta: config.computer_use_beta.clone(),
+            beta: config.computer_use_beta.clone().filter(|b| !b.is_empty()),
+            newest_computer_tool: config.newest_computer_tool_models.clone(),
             retry: RetryPolicy::with_attempts(config.max_attempts),
         }))
     }
@@ -128,9 +137,10 @@ impl Anthropic {
         &self,
         body: Value,
         model: &str,
-        builtin: bool,
+        builtin: Option<String>,
     ) -> Result<reqwest::Response, LlmError> {
-        let beta = builtin.then_some(self.beta.as_str());
+        let beta = builtin.map(|b| self.beta.clone().unwrap_or(b));
+        let beta = beta.as_deref();
         match &self.transport {
             Transport::Api { key, url } => {
                 self.retry
@@ -255,12 +265,14 @@ async fn message_json(m: &Message, images: &dyn ImageSource) -> Result<Value, Ll
     }))
 }
 
-/// The JSON body for `request`, and whether it uses a built-in computer tool.
+/// The JSON body for `request`, and the beta flag of the built-in tool it
+/// uses, if it uses one.
 async fn request_body(
     request: &Request,
     model: &str,
+    newest_computer_tool: &[String],
     images: &dyn ImageSource,
-) -> Result<(Value, bool), LlmError> {
+) -> Result<(Value, Option<String>), LlmError> {
     let ephemeral = json!({"type": "ephemeral"});
     let mut messages = Vec::with_capacity(request.messages.len());
     for m in &request.messages {
@@ -273,7 +285,7 @@ async fn request_body(
     {
         last["cache_control"] = ephemeral.clone();
     }
-    let mut builtin = false;
+    let mut builtin = None;
     let mut tools: Vec<Value> = request
         .tools
         .iter()
@@ -282,8 +294,12 @@ async fn request_body(
                 serde_json::from_str(&t.input_schema).unwrap_or_else(|_| json!({"type": "object"}));
             match schema.get("x-anthropic-builtin") {
                 Some(Value::Object(b)) => {
-                    builtin = true;
                     let mut tool = Value::Object(b.clone());
+                    computer_tool::fit(&mut tool, model, newest_computer_tool);
+                    builtin = tool["type"]
+                        .as_str()
+                        .and_then(computer_tool::beta)
+                        .or(builtin.take());
                     tool["name"] = json!(t.name);
                     tool
                 }
@@ -336,7 +352,8 @@ impl Provider for Anthropic {
         deltas: &dyn DeltaSink,
     ) -> Result<Response, LlmError> {
         let model = model.unwrap_or(&self.model);
-        let (body, builtin) = request_body(request, model, images).await?;
+        let (body, builtin) =
+            request_body(request, model, &self.newest_computer_tool, images).await?;
         let response = self.send(body, model, builtin).await?;
         let mut answer = stream::Answer::new();
         if let Transport::Bedrock(_) = self.transport {
