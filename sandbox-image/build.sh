@@ -12,11 +12,20 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 docker info >/dev/null 2>&1 || { echo "error: Docker is not running (scripts/setup.sh starts it)" >&2; exit 1; }
 
+. ../scripts/lib.sh
+
+# The image is labelled with a hash of its inputs; same hash, nothing to do.
+inputs=$( (find Dockerfile entrypoint.sh execd.py desktop -type f | sort | xargs cat; echo "mcp-$MCP_VERSION") | sha256sum | cut -c1-16)
+current=$(docker image inspect -f '{{ index .Config.Labels "agenthost.inputs" }}' "$IMAGE" 2>/dev/null || true)
+if [ "$current" = "$inputs" ]; then
+  echo "sandbox image $IMAGE is up to date"
+  exit 0
+fi
+
 # The official Python MCP SDK goes into the image, so MCP servers written
 # with it run inside sandboxes (home and /tmp are mounted noexec, so its
 # native parts could not be brought in later). This machine's pip fetches
 # it for the image's Python (3.11); the build itself reaches no index.
-. ../scripts/lib.sh
 vendor=vendor/python
 if [ ! -f "$vendor/.mcp-$MCP_VERSION" ]; then
   step "mcp $MCP_VERSION (the official Python MCP SDK) for the image"
@@ -27,14 +36,6 @@ if [ ! -f "$vendor/.mcp-$MCP_VERSION" ]; then
     --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp "mcp==$MCP_VERSION"
   rm -rf "$vendor/bin"
   touch "$vendor/.mcp-$MCP_VERSION"
-fi
-
-# The image is labelled with a hash of its inputs; same hash, nothing to do.
-inputs=$( (find Dockerfile entrypoint.sh execd.py desktop -type f | sort | xargs cat; echo "mcp-$MCP_VERSION") | sha256sum | cut -c1-16)
-current=$(docker image inspect -f '{{ index .Config.Labels "agenthost.inputs" }}' "$IMAGE" 2>/dev/null || true)
-if [ "$current" = "$inputs" ]; then
-  echo "sandbox image $IMAGE is up to date"
-  exit 0
 fi
 
 if docker image inspect debian:bookworm-slim >/dev/null 2>&1 || docker pull -q debian:bookworm-slim >/dev/null 2>&1; then
