@@ -18,6 +18,7 @@ import base64
 import hmac
 import json
 import os
+import select
 import signal
 import socket
 import socketserver
@@ -60,6 +61,16 @@ def drain(stream, sink, budget):
         budget[0] -= len(chunk)
 
 
+def hung_up(conn):
+    """Whether the host closed its end of the connection (it sends nothing
+    after its request line, so a readable socket means end of stream)."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 def run(req):
     command = req.get("command") or ""
     if not command.strip():
@@ -82,12 +93,21 @@ def run(req):
     for r in readers:
         r.start()
     timed_out = False
-    try:
-        proc.wait(timeout=timeout_ms / 1000)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    conn = req.get("_conn")
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            proc.wait(timeout=0.2)
+            break
+        except subprocess.TimeoutExpired:
+            # Out of time, or the host hung up (the call was cancelled):
+            # either way nobody will read the output, so the command stops.
+            gone = conn is not None and hung_up(conn)
+            if gone or time.monotonic() >= deadline:
+                timed_out = not gone
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                break
     for r in readers:
         r.join(timeout=2)
     code = proc.returncode
@@ -244,6 +264,7 @@ class Handler(socketserver.StreamRequestHandler):
                 op = OPS.get(req.get("op"))
                 if op is None:
                     raise Refused(f"unknown op {req.get('op')!r}")
+                req["_conn"] = self.request
                 resp = {"ok": op(req)}
         except Refused as e:
             resp = {"error": {"kind": "invalid", "message": str(e)}}

@@ -207,6 +207,15 @@ def test_long_calls_report_progress_and_cancelling_stops_them(host):
             # The session takes the next call at once.
             after = await c.call_tool("bash", {"command": "echo next"})
             assert text_of(after) == "next\n"
+            # And the cancelled command was stopped in the sandbox, not left
+            # to run: the exec service kills it when the host hangs up.
+            deadline = time.monotonic() + 10
+            while True:
+                left = await c.call_tool("bash", {"command": "pgrep -fc '[s]leep 60' || true"})
+                if text_of(left).strip() == "0":
+                    break
+                assert time.monotonic() < deadline, "the cancelled command still runs"
+                await asyncio.sleep(0.2)
             return session
 
     session = asyncio.run(drive())
