@@ -28,6 +28,7 @@ async fn mcp_calls_stream_live_to_the_page_and_a_person_can_take_over() {
     let call = events.iter().find(|e| e["kind"] == "tool_call").unwrap();
     assert_eq!(call["payload"]["name"], "bash");
     assert_eq!(call["source"], "agent");
+    assert_eq!(call["payload"]["via"], "mcp", "marked as the MCP client's");
     let tool_result = events.last().unwrap();
     assert_eq!(
         tool_result["payload"]["tool_use_id"], call["payload"]["id"],

@@ -75,7 +75,7 @@ pub struct ProviderPart {
     pub data: String,
 }
 
-/// A tool call the policy decided on.
+/// A tool call the policy decided on (or an outside client asked for).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ToolCall {
     /// Pairs the call with its `tool_result`.
@@ -83,6 +83,10 @@ pub struct ToolCall {
     pub name: String,
     /// The input as a JSON document, exactly as the policy sent it.
     pub input: String,
+    /// Who asked for the call when it was not the session's policy:
+    /// `mcp` for an MCP client driving the session. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// A tool call's outcome. Every `tool_call` gets exactly one.
@@ -470,6 +474,13 @@ mod tests {
                 id: "c1".into(),
                 name: "bash".into(),
                 input: r#"{"command":"ls"}"#.into(),
+                via: None,
+            }),
+            EventBody::ToolCall(ToolCall {
+                id: "c2".into(),
+                name: "bash".into(),
+                input: "{}".into(),
+                via: Some("mcp".into()),
             }),
             EventBody::ToolResult(ToolResult {
                 tool_use_id: "c1".into(),

@@ -55,7 +55,7 @@ async fn main() {
             input: json!({"command": "true"}).to_string(),
         };
         let event = handle
-            .external_call(call)
+            .external_call(call, "direct")
             .await
             .unwrap()
             .run(std::future::pending())

@@ -19,6 +19,7 @@ fn body(i: usize) -> EventBody {
         id: format!("toolu_{i:08}"),
         name: "computer".into(),
         input: input.to_string(),
+        via: None,
     })
 }
 

@@ -126,6 +126,7 @@ def test_a_new_connection_drives_a_new_session_with_its_tools(host):
     events = host.events("ada", session)
     calls = [e["payload"]["name"] for e in events if e["kind"] == "tool_call"]
     assert calls == ["bash", "computer", "convert_case", "bash", "no_such_tool"]
+    assert all(e["payload"]["via"] == "mcp" for e in events if e["kind"] == "tool_call")
     results = [e for e in events if e["kind"] == "tool_result"]
     assert results[0]["payload"]["content"] == [{"type": "text", "text": "hello from mcp\n"}]
     assert results[1]["payload"]["content"][0]["type"] == "image"

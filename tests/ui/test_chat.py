@@ -265,3 +265,34 @@ def test_plugins_view_and_a_narrow_window(page):
     expect(page.locator(".sidebar")).to_be_hidden()
     page.click("#toggle-sidebar")
     expect(page.locator(".sidebar")).to_be_visible()
+
+
+def test_a_session_driven_over_mcp_shows_live_on_the_page(page, host):
+    """An MCP client (the official Python SDK) drives the open session; the
+    page shows its calls as they happen, marked as the client's."""
+    import asyncio
+    import threading
+
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    new_session(page)
+    session = page.evaluate("() => window.agenthost.current.id")
+    outcome = {}
+
+    async def drive():
+        headers = {"Authorization": f"Bearer {host.token}", "Agenthost-Session": session}
+        http = httpx2.AsyncClient(headers=headers, timeout=120)
+        async with Client(streamable_http_client(f"{host.url}/mcp", http_client=http), mode="legacy") as c:
+            result = await c.call_tool("bash", {"command": "echo driven-over-mcp"})
+            outcome["text"] = "".join(b.text for b in result.content if b.type == "text")
+
+    # The SDK runs its own event loop, beside Playwright's.
+    worker = threading.Thread(target=lambda: asyncio.run(drive()))
+    worker.start()
+    step = page.locator('.step[data-tool="bash"][data-via="mcp"]')
+    expect(step.locator(".step-result")).to_contain_text("driven-over-mcp", timeout=60_000)
+    expect(step.locator(".via")).to_have_text("via MCP")
+    worker.join(timeout=60)
+    assert outcome.get("text") == "driven-over-mcp\n", outcome

@@ -420,13 +420,15 @@ function describeCall(name, input) {
 }
 
 function addStep(frame) {
-  const { id, name, input } = frame.payload;
+  const { id, name, input, via } = frame.payload;
   const { label, args } = describeCall(name, input);
   const result = el("div", { class: "step-result pending" }, "running…");
+  // A call an outside client asked for (an MCP client driving the session) says so.
+  const from = via ? el("span", { class: "via", title: `asked for by a ${via} client, not the session's policy` }, `via ${via.toUpperCase()}`) : "";
   const step = el(
     "li",
-    { class: "step", "data-kind": "tool_call", "data-tool": name },
-    el("details", {}, el("summary", {}, el("span", { class: "step-icon" }, icon("gear")), " ", label), el("pre", { class: "args" }, args)),
+    { class: "step", "data-kind": "tool_call", "data-tool": name, ...(via ? { "data-via": via } : {}) },
+    el("details", {}, el("summary", {}, el("span", { class: "step-icon" }, icon("gear")), " ", label, from), el("pre", { class: "args" }, args)),
     result,
   );
   state.steps.set(id, step);

@@ -151,7 +151,7 @@ impl McpServer {
             name: name.clone(),
             input,
         };
-        let external = match handle.external_call(call).await {
+        let external = match handle.external_call(call, "mcp").await {
             Ok(external) => external,
             // The session cannot take a call now: the client's model should
             // read why, as it would a tool's own error.

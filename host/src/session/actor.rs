@@ -249,8 +249,8 @@ impl Actor {
                 };
                 let _ = reply.send(result);
             }
-            Command::External(call, reply) => {
-                let _ = reply.send(self.external_call(call, task.is_some()).await);
+            Command::External(call, via, reply) => {
+                let _ = reply.send(self.external_call(call, via, task.is_some()).await);
             }
             Command::ReleaseSandbox(reply) => {
                 let result = if task.is_some() || self.state.borrow().user_control || self.busy() {
@@ -370,6 +370,7 @@ impl Actor {
     async fn external_call(
         &mut self,
         call: ToolUse,
+        via: String,
         running: bool,
     ) -> Result<ExternalCall, SessionError> {
         if running {
@@ -387,6 +388,7 @@ impl Actor {
             id: call.id.clone(),
             name: call.name.clone(),
             input: call.input.clone(),
+            via: Some(via),
         });
         self.log.append(Source::Agent, body).await?;
         Ok(ExternalCall::new(

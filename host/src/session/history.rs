@@ -143,6 +143,7 @@ mod tests {
             id: id.into(),
             name: "bash".into(),
             input: "{}".into(),
+            via: None,
         })
     }
 

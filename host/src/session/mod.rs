@@ -170,7 +170,11 @@ pub(crate) enum Command {
     Settings(SessionSettings, oneshot::Sender<Result<(), SessionError>>),
     /// A tool call from outside the agent loop (an MCP client): stored,
     /// then handed back to be run by the caller.
-    External(ToolUse, oneshot::Sender<Result<ExternalCall, SessionError>>),
+    External(
+        ToolUse,
+        String,
+        oneshot::Sender<Result<ExternalCall, SessionError>>,
+    ),
     /// Give the sandbox back (another session needs the room); refused
     /// while a run or a person uses it.
     ReleaseSandbox(oneshot::Sender<Result<(), SessionError>>),
@@ -259,11 +263,16 @@ impl SessionHandle {
         self.state.borrow().clone()
     }
 
-    /// Stores `call` as the session's next tool call and returns what runs
-    /// it. Refused while the agent runs or a person drives the desktop:
-    /// one driver at a time.
-    pub async fn external_call(&self, call: ToolUse) -> Result<ExternalCall, SessionError> {
-        self.call(|tx| Command::External(call, tx)).await
+    /// Stores `call` as the session's next tool call, marked as asked for
+    /// `via` a client (`mcp`), and returns what runs it. Refused while the
+    /// agent runs or a person drives the desktop: one driver at a time.
+    pub async fn external_call(
+        &self,
+        call: ToolUse,
+        via: &str,
+    ) -> Result<ExternalCall, SessionError> {
+        let via = via.to_string();
+        self.call(|tx| Command::External(call, via, tx)).await
     }
 }
 

@@ -195,6 +195,7 @@ impl Runner {
                             id: u.id.clone(),
                             name: u.name.clone(),
                             input: u.input.clone(),
+                            via: None,
                         });
                         events.push(self.append(Source::Agent, call).await?);
                     }
