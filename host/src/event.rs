@@ -337,6 +337,18 @@ impl EventBody {
         Self::AssistantMessage(Text { text: text.into() })
     }
 
+    /// The result of a call that did not run (refused, cancelled,
+    /// interrupted): an error saying why, taking no time.
+    pub fn not_run(tool_use_id: String, name: String, why: impl Into<String>) -> Self {
+        Self::ToolResult(ToolResult {
+            tool_use_id,
+            name,
+            content: vec![StoredPart::text(why)],
+            is_error: true,
+            duration_ms: 0,
+        })
+    }
+
     pub fn error(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Error(ErrorInfo {
             code: code.into(),

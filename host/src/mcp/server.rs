@@ -353,12 +353,11 @@ impl ServerHandler for McpServer {
             .tool_specs()
             .into_iter()
             .map(|spec| {
-                let schema: JsonObject = match serde_json::from_str(&spec.input_schema) {
+                // MCP wants an object schema; one that is not is offered
+                // as taking any object.
+                let schema = match serde_json::from_str(&spec.input_schema) {
                     Ok(serde_json::Value::Object(o)) => o,
-                    _ => serde_json::json!({"type": "object"})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
+                    _ => JsonObject::from_iter([("type".into(), "object".into())]),
                 };
                 Tool::new(spec.name, spec.description, Arc::new(schema))
             })

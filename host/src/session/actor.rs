@@ -660,13 +660,7 @@ impl Actor {
             }
         }
         for (id, name) in history::unanswered_calls(&events) {
-            let result = EventBody::ToolResult(ToolResult {
-                tool_use_id: id,
-                name,
-                content: vec![StoredPart::text(why)],
-                is_error: true,
-                duration_ms: 0,
-            });
+            let result = EventBody::not_run(id, name, why);
             if let Err(e) = self.log.append(Source::Host, result).await {
                 tracing::error!(session = %self.session.id, error = %e, "cannot close tool call");
             }

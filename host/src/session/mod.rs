@@ -305,20 +305,10 @@ impl ExternalCall {
         tokio::select! {
             result = self.tools.invoke(self.call) => result,
             () = cancelled => {
-                let result = crate::event::EventBody::ToolResult(crate::event::ToolResult {
-                    tool_use_id: id,
-                    name,
-                    content: vec![crate::event::StoredPart::text("cancelled by the client")],
-                    is_error: true,
-                    duration_ms: 0,
-                });
+                let result = crate::event::EventBody::not_run(id, name, "cancelled by the client");
                 self.tools.log.append(crate::event::Source::Host, result).await
             }
         }
-    }
-
-    pub fn tool_use_id(&self) -> &str {
-        &self.call.id
     }
 }
 

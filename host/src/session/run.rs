@@ -398,13 +398,7 @@ impl Runner {
 
     /// The result of a call that did not run.
     async fn not_run(&self, call: ToolUse, why: String) -> Result<Event, StoreError> {
-        let result = EventBody::ToolResult(ToolResult {
-            tool_use_id: call.id,
-            name: call.name,
-            content: vec![StoredPart::text(why)],
-            is_error: true,
-            duration_ms: 0,
-        });
+        let result = EventBody::not_run(call.id, call.name, why);
         self.append(Source::Host, result).await
     }
 }
