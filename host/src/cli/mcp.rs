@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use futures_util::StreamExt as _;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 
 /// Longest message read from either side, in bytes.
@@ -90,18 +90,20 @@ async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
             }
         }
     });
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut tasks = tokio::task::JoinSet::new();
-    while let Some(line) = lines.next_line().await.context("reading stdin")? {
+    while let Some(line) = read_message(&mut stdin).await.context("reading stdin")? {
+        let line = match line {
+            Ok(line) => line,
+            Err(size) => {
+                eprintln!(
+                    "agenthost mcp: dropped a message of over {size} bytes (limit {MAX_MESSAGE_BYTES})"
+                );
+                continue;
+            }
+        };
         let line = line.trim().to_string();
         if line.is_empty() {
-            continue;
-        }
-        if line.len() > MAX_MESSAGE_BYTES {
-            eprintln!(
-                "agenthost mcp: dropped a message of {} bytes (limit {MAX_MESSAGE_BYTES})",
-                line.len()
-            );
             continue;
         }
         let (upstream, out) = (upstream.clone(), out_tx.clone());
@@ -129,6 +131,39 @@ async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
     drop(out_tx);
     let _ = writer.await;
     Ok(())
+}
+
+/// The next line of `input`, read without holding more than
+/// [`MAX_MESSAGE_BYTES`] of it: `Err(size)` for a longer one (the rest of
+/// it is read and dropped); `None` at the end.
+async fn read_message<R: tokio::io::AsyncBufRead + Unpin>(
+    input: &mut R,
+) -> std::io::Result<Option<Result<String, usize>>> {
+    let limit = MAX_MESSAGE_BYTES as u64 + 1;
+    let mut line = Vec::new();
+    if (&mut *input)
+        .take(limit)
+        .read_until(b'\n', &mut line)
+        .await?
+        == 0
+    {
+        return Ok(None);
+    }
+    if line.len() <= MAX_MESSAGE_BYTES || line.ends_with(b"\n") {
+        return Ok(Some(Ok(String::from_utf8_lossy(&line).into_owned())));
+    }
+    let mut size = line.len();
+    loop {
+        line.clear();
+        let n = (&mut *input)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .await?;
+        size += n;
+        if n == 0 || line.ends_with(b"\n") {
+            return Ok(Some(Err(size)));
+        }
+    }
 }
 
 /// `POST /api/v1/sessions` as the user; the new session's id.
@@ -326,6 +361,29 @@ mod tests {
         let (len, _) = find_event_end(rest).unwrap();
         assert_eq!(sse_data(&rest[..len]), "");
         assert!(find_event_end(b"data: x").is_none());
+    }
+
+    #[tokio::test]
+    async fn an_overlong_message_is_dropped_without_being_held() {
+        let mut input: &[u8] = &[
+            b"{\"a\":1}\n".as_slice(),
+            &vec![b'x'; MAX_MESSAGE_BYTES + 10],
+            b"\n{}\n",
+        ]
+        .concat();
+        assert_eq!(
+            read_message(&mut input).await.unwrap(),
+            Some(Ok("{\"a\":1}\n".into()))
+        );
+        assert_eq!(
+            read_message(&mut input).await.unwrap(),
+            Some(Err(MAX_MESSAGE_BYTES + 11))
+        );
+        assert_eq!(
+            read_message(&mut input).await.unwrap(),
+            Some(Ok("{}\n".into()))
+        );
+        assert_eq!(read_message(&mut input).await.unwrap(), None);
     }
 
     #[test]
