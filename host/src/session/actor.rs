@@ -23,7 +23,7 @@ use super::{Command, Decision, ExternalCall, LiveState, SessionError, SessionHan
 use crate::capabilities::{CallContext, ImageStore, LlmBackend};
 use crate::event::{
     ApprovalDecided, ApprovalOutcome, ControlChanged, EventBody, Holder, RecordingSaved, Source,
-    StoredPart, ToolCall, ToolResult,
+    ToolCall,
 };
 use crate::plugins::bindings::current::types::ToolUse;
 use crate::plugins::PolicyInstance;

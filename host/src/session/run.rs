@@ -21,8 +21,7 @@ use super::switch::switch_policy;
 use super::tool_call::{crash_code, ToolCalls};
 use super::{LiveState, Shared};
 use crate::event::{
-    ApprovalDecided, ApprovalOutcome, ApprovalRequested, Event, EventBody, Source, StoredPart,
-    ToolCall, ToolResult,
+    ApprovalDecided, ApprovalOutcome, ApprovalRequested, Event, EventBody, Source, ToolCall,
 };
 use crate::plugins::bindings::current::policy::{Act, Context, Decision, PolicyError};
 use crate::plugins::bindings::current::types::HostError;
