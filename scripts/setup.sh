@@ -118,4 +118,8 @@ SQL
   su postgres -c "createdb -O agenthost agenthost_test" 2>/dev/null || true
   pg_test || die "cannot connect to the PostgreSQL test database"
 fi
+# The fleet tests give each run a database of its own.
+if [ "$(PGPASSWORD=agenthost psql -h 127.0.0.1 -U agenthost -d agenthost_test -tAc "select rolcreatedb from pg_roles where rolname = 'agenthost'")" != t ]; then
+  su postgres -c "psql -q -c 'ALTER ROLE agenthost CREATEDB'"
+fi
 echo "setup: ok"

@@ -58,6 +58,8 @@ pub struct ServeConfig {
     pub llm: ProvidersConfig,
     /// MCP servers whose tools policies get (`[mcp.servers.NAME]`).
     pub mcp: crate::mcp::McpConfig,
+    /// Hosts sharing one PostgreSQL database as a fleet (`[fleet]`).
+    pub fleet: crate::fleet::FleetConfig,
     /// Per-policy settings (`[policies.anthropic-policy]`), given to the
     /// policy's steps as JSON.
     pub policies: BTreeMap<String, toml::Table>,
@@ -84,6 +86,7 @@ impl Default for ServeConfig {
             limits: Limits::default(),
             llm: ProvidersConfig::default(),
             mcp: Default::default(),
+            fleet: Default::default(),
             policies: BTreeMap::new(),
             prices: BTreeMap::new(),
         }
@@ -300,6 +303,10 @@ pub struct Overrides {
     pub openai_api_key: Option<String>,
     pub openai_base_url: Option<String>,
     pub web_dir: Option<PathBuf>,
+    /// Join the fleet on the database (`--fleet`).
+    pub fleet: bool,
+    pub host_id: Option<String>,
+    pub advertise_url: Option<String>,
 }
 
 impl ServeConfig {
@@ -344,6 +351,15 @@ impl ServeConfig {
         }
         if let Some(v) = o.sandbox_owner {
             self.sandbox.owner = v;
+        }
+        if o.fleet {
+            self.fleet.enabled = true;
+        }
+        if let Some(v) = o.host_id {
+            self.fleet.host_id = Some(v);
+        }
+        if let Some(v) = o.advertise_url {
+            self.fleet.advertise_url = Some(v);
         }
         let anthropic = &mut self.llm.anthropic;
         if let Some(v) = o.anthropic_api_key.filter(|v| !v.is_empty()) {

@@ -32,6 +32,7 @@ pub mod capabilities;
 pub mod config;
 pub mod event;
 pub mod export;
+pub mod fleet;
 pub mod llm;
 pub mod mcp;
 pub mod plugins;

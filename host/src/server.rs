@@ -28,6 +28,8 @@ pub enum ServeError {
     Llm(#[from] crate::llm::LlmError),
     #[error("invalid configuration: {0}")]
     Approval(#[from] crate::session::RulesError),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
     #[error("cannot create the data directory {path}")]
     DataDir {
         path: std::path::PathBuf,
@@ -47,6 +49,8 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     evictor: Option<JoinHandle<()>>,
+    /// The fleet's heartbeat, adoption and listener tasks.
+    fleet_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Server {
@@ -58,7 +62,49 @@ impl Server {
             path: data_dir.to_path_buf(),
             source,
         })?;
-        let store = Store::open(&config.database_url(data_dir)).await?;
+        let mut config = config;
+        let database_url = config.database_url(data_dir);
+        let mut store = Store::open(&database_url).await?;
+        // Bound first: a fleet host advertises the address it really has.
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let host_id = config
+            .fleet
+            .host_id
+            .clone()
+            .unwrap_or_else(|| crate::fleet::default_host_id(addr));
+        let fleet = if config.fleet.enabled {
+            store.announce_appends();
+            let url = config
+                .fleet
+                .advertise_url
+                .clone()
+                .unwrap_or_else(|| crate::fleet::default_url(addr));
+            let fleet = crate::fleet::Fleet::join(
+                &config.fleet,
+                &store,
+                &database_url,
+                host_id.clone(),
+                url,
+            )
+            .await?;
+            // Hosts sharing a Docker engine must not reap each other's
+            // sandboxes: each gets an owner label of its own by default.
+            if config.sandbox.owner == crate::sandbox::SandboxConfig::default().owner {
+                config.sandbox.owner = crate::fleet::owner_label(&host_id);
+            }
+            Some(Arc::new(fleet))
+        } else {
+            None
+        };
         let runtime = Arc::new(Runtime::new(RuntimeConfig {
             limits: config.limits,
             cache_dir: Some(data_dir.join("cache")),
@@ -106,18 +152,28 @@ impl Server {
             plugin_logs: plugin_logs.clone(),
             mcp: config.mcp.clone(),
             mcp_catalog: Arc::default(),
+            host_id: host_id.into(),
+            fleet: fleet.clone(),
         }));
         let evictor = config
             .agent
             .evict_after()
             .map(|after| sessions.start_evictor(after));
-        let recovered = sessions.recover().await?;
-        if recovered > 0 {
-            tracing::info!(
-                recovered,
-                "sessions left running by the previous host are paused"
-            );
-        }
+        // In a fleet, any host adopts the sessions a lost host was running
+        // (this one's previous process included).
+        let fleet_tasks = match &fleet {
+            Some(fleet) => fleet.start(&sessions),
+            None => {
+                let recovered = sessions.recover().await?;
+                if recovered > 0 {
+                    tracing::info!(
+                        recovered,
+                        "sessions left running by the previous host are paused"
+                    );
+                }
+                Vec::new()
+            }
+        };
         let state = AppState {
             store,
             registry,
@@ -127,17 +183,8 @@ impl Server {
             revocations: Revocations::default(),
             exports: Arc::new(tokio::sync::Semaphore::new(crate::export::MAX_CONCURRENT)),
             plugin_logs,
+            max_body_bytes: config.max_body_bytes,
         };
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
         let web_dir = config.web_dir();
         if web_dir.is_none() {
             tracing::warn!("the chat page is not built (web/dist); serving the API only");
@@ -169,6 +216,7 @@ impl Server {
             stop: Some(stop),
             task,
             evictor,
+            fleet_tasks,
         })
     }
 
@@ -190,6 +238,9 @@ impl Server {
             evictor.abort();
         }
         self.state.sessions.shutdown().await;
+        for task in self.fleet_tasks.drain(..) {
+            task.abort();
+        }
         if tokio::time::timeout(Duration::from_secs(10), &mut self.task)
             .await
             .is_err()

@@ -5,6 +5,7 @@
 //! and capability tests; the sandbox tests run the same components on a
 //! real desktop.
 
+pub mod fleet;
 pub mod mcp;
 mod mock_cloud;
 pub mod mock_llm;

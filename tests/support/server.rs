@@ -204,20 +204,7 @@ impl TestHost {
         token: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
-        };
-        (status, body)
+        call_json(&self.http, method, &self.url(path), token, body).await
     }
 
     pub async fn create_session(&self, token: &str, body: Value) -> Value {
@@ -239,17 +226,7 @@ impl TestHost {
     }
 
     pub async fn ws(&self, token: &str, session: &str, after: i64) -> Ws {
-        let url = format!(
-            "ws://{}/api/v1/sessions/{session}/ws?after={after}",
-            self.server().addr
-        );
-        let mut req = url.into_client_request().unwrap();
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (socket, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .expect("ws connects");
-        Ws { socket }
+        Ws::connect(&self.url(""), token, session, after).await
     }
 
     pub async fn stop(mut self) {
@@ -270,6 +247,19 @@ pub struct Ws {
 const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Ws {
+    /// The session's WebSocket on the host at `base` (`http://...`).
+    pub async fn connect(base: &str, token: &str, session: &str, after: i64) -> Ws {
+        let base = base.replacen("http://", "ws://", 1);
+        let url = format!("{base}/api/v1/sessions/{session}/ws?after={after}");
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (socket, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("ws connects");
+        Ws { socket }
+    }
+
     pub async fn send(&mut self, message: Value) {
         self.socket
             .send(Message::Text(message.to_string().into()))
@@ -308,6 +298,31 @@ impl Ws {
     pub async fn until_status(&mut self, status: &str) -> Vec<Value> {
         self.until(|f| is_status(f, status)).await
     }
+}
+
+/// A request with a bearer token; returns the status and JSON body
+/// (`null` for an empty one).
+pub async fn call_json(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = http.request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+    };
+    (status, body)
 }
 
 pub fn is_status(frame: &Value, status: &str) -> bool {

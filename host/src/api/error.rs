@@ -160,6 +160,11 @@ impl From<SessionError> for ApiError {
             SessionError::ShuttingDown => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
             }
+            // Only when the lease moved between forwarding and serving.
+            SessionError::Elsewhere(_) => Self {
+                retry_after: Some(1),
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "session_moved", message)
+            },
             SessionError::Store(e) => e.into(),
         }
     }

@@ -5,6 +5,7 @@
 mod auth;
 mod error;
 mod export;
+mod forward;
 mod health;
 mod live;
 mod mcp;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub exports: Arc<tokio::sync::Semaphore>,
     /// Plugin log lines, for `GET /plugins/{name}/logs`.
     pub plugin_logs: Arc<crate::plugins::PluginLogs>,
+    /// Largest request body, also when forwarding one to another host.
+    pub max_body_bytes: usize,
 }
 
 pub use live::Tickets;
@@ -94,6 +97,10 @@ pub fn router(state: AppState, max_body_bytes: usize, web_dir: Option<&Path>) ->
         .merge(tokens::router())
         .route("/me", get(me))
         .route("/openapi.json", get(openapi::serve))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::to_owner,
+        ))
         .fallback(not_found);
     Router::new()
         .merge(mcp::router(state.clone(), max_body_bytes))

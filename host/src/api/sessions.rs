@@ -42,6 +42,9 @@ pub struct SessionView {
     user_control: bool,
     /// The tool call waiting for the person's approval, if one is.
     awaiting_approval: Option<crate::event::ApprovalRequested>,
+    /// The host running the session's actor; `null` while none does (an
+    /// idle session starts on whichever host is asked next).
+    host: Option<String>,
 }
 
 pub fn view(mut session: Session, handle: Option<&SessionHandle>) -> SessionView {
@@ -52,6 +55,7 @@ pub fn view(mut session: Session, handle: Option<&SessionHandle>) -> SessionView
         session.settings = live.settings.clone();
     }
     SessionView {
+        host: handle.map(|h| h.host.to_string()),
         session,
         pending_policy: live.as_ref().and_then(|l| l.pending_policy.clone()),
         user_control: live.as_ref().is_some_and(|l| l.user_control),

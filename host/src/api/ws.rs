@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -23,6 +23,7 @@ use super::auth::{self, User};
 use super::error::{ApiError, Path, Query};
 use super::sessions::view;
 use super::AppState;
+use crate::fleet::Following;
 use crate::session::{Decision, SessionError, SessionHandle};
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,6 +73,50 @@ enum ClientMessage {
     Ping,
 }
 
+impl ClientMessage {
+    /// The REST call a command is (forwarded to another host as that).
+    fn as_rest(&self, id: &str) -> (Method, String, Option<Value>) {
+        let at = |what: &str| format!("/api/v1/sessions/{id}/{what}");
+        match self {
+            ClientMessage::UserMessage { text } => {
+                (Method::POST, at("messages"), Some(json!({"text": text})))
+            }
+            ClientMessage::Pause => (Method::POST, at("pause"), None),
+            ClientMessage::Resume => (Method::POST, at("resume"), None),
+            ClientMessage::Cancel => (Method::POST, at("cancel"), None),
+            ClientMessage::SwitchPolicy { policy } => {
+                (Method::PUT, at("policy"), Some(json!({"policy": policy})))
+            }
+            ClientMessage::TakeOver => (Method::POST, at("takeover"), None),
+            ClientMessage::HandBack => (Method::POST, at("handback"), None),
+            ClientMessage::Approve { tool_use_id, note } => (
+                Method::POST,
+                at(&format!("approvals/{}", path_segment(tool_use_id))),
+                Some(json!({"approve": true, "note": note})),
+            ),
+            ClientMessage::Deny { tool_use_id, note } => (
+                Method::POST,
+                at(&format!("approvals/{}", path_segment(tool_use_id))),
+                Some(json!({"approve": false, "note": note})),
+            ),
+            ClientMessage::Auth { .. } | ClientMessage::Ping => (Method::GET, at(""), None),
+        }
+    }
+}
+
+/// `text` as one URL path segment: a client's id cannot reach another
+/// endpoint of the owning host.
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 type Sink = SplitSink<WebSocket, Message>;
 
 pub async fn upgrade(
@@ -87,7 +132,7 @@ pub async fn upgrade(
         Some(token) => {
             let user = auth::verify(&state.store, token).await?;
             state.store.session(&user.id, &id).await?;
-            Some(user)
+            Some((user, token.to_string()))
         }
         None => None,
     };
@@ -105,10 +150,24 @@ pub async fn upgrade(
                     None => return,
                 },
             };
+            let (user, token) = user;
             let opened = state.sessions.open(&user.id, &id).await;
-            match opened {
-                Ok((_, handle)) => {
-                    let _ = run(state, &user, handle, query.after.max(0), sink, stream).await;
+            let target = match opened {
+                Ok((_, handle)) => Ok(Target::Local(handle)),
+                // Run by another host: followed through the store.
+                Err(SessionError::Elsewhere(_)) => match &state.sessions.shared().fleet {
+                    Some(fleet) => fleet
+                        .follow(&id)
+                        .await
+                        .map(|following| Target::Remote { following, token })
+                        .map_err(SessionError::from),
+                    None => Err(SessionError::Stopped),
+                },
+                Err(e) => Err(e),
+            };
+            match target {
+                Ok(target) => {
+                    let _ = run(state, &user, &id, target, query.after.max(0), sink, stream).await;
                 }
                 Err(e) => {
                     let e = ApiError::from(e);
@@ -124,7 +183,7 @@ async fn first_message_auth(
     state: &AppState,
     sink: &mut Sink,
     stream: &mut SplitStream<WebSocket>,
-) -> Option<User> {
+) -> Option<(User, String)> {
     let first = tokio::time::timeout(AUTH_TIMEOUT, stream.next()).await;
     let token = match first {
         Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str(&text) {
@@ -146,7 +205,7 @@ async fn first_message_auth(
         _ => return None,
     };
     match auth::verify(&state.store, &token).await {
-        Ok(user) => Some(user),
+        Ok(user) => Some((user, token)),
         Err(e) => {
             let _ = send_error(sink, e.code, &e.message).await;
             None
@@ -169,17 +228,34 @@ async fn send_error(sink: &mut Sink, code: &str, message: &str) -> Result<(), Go
     send(sink, frame.to_string()).await
 }
 
+/// The session a socket streams: run here, or by another fleet host and
+/// followed through the store, its commands forwarded with the client's
+/// token.
+enum Target {
+    Local(SessionHandle),
+    Remote { following: Following, token: String },
+}
+
+impl Target {
+    fn hub(&self) -> &crate::session::Hub {
+        match self {
+            Target::Local(h) => h.log.hub(),
+            Target::Remote { following, .. } => following.hub(),
+        }
+    }
+}
+
 /// Sends stored events after `cursor`, moving the cursor along.
 async fn replay(
     state: &AppState,
-    handle: &SessionHandle,
+    session_id: &str,
     sink: &mut Sink,
     cursor: &mut i64,
 ) -> Result<(), Gone> {
     loop {
         let page = match state
             .store
-            .events_after(handle.log.session_id(), *cursor, REPLAY_PAGE)
+            .events_after(session_id, *cursor, REPLAY_PAGE)
             .await
         {
             Ok(page) => page,
@@ -202,27 +278,36 @@ async fn replay(
 async fn run(
     state: AppState,
     user: &User,
-    handle: SessionHandle,
+    id: &str,
+    target: Target,
     mut cursor: i64,
     mut sink: Sink,
     mut stream: SplitStream<WebSocket>,
 ) -> Result<(), Gone> {
     // Subscribe before reading the store: an event is either stored before
     // this point (replayed) or published after it (received live).
-    let mut live = handle.log.hub().subscribe();
-    let mut state_rx = handle.state.clone();
-    let id = handle.log.session_id().to_string();
-    let session = match state.store.session(&user.id, &id).await {
+    let mut live = target.hub().subscribe();
+    // A local actor's end closes the socket; a remote one's host may be
+    // lost and the session adopted, so a follower stays.
+    let mut state_rx = match &target {
+        Target::Local(h) => Some(h.state.clone()),
+        Target::Remote { .. } => None,
+    };
+    let session = match state.store.session(&user.id, id).await {
         Ok(s) => s,
         Err(_) => return send_error(&mut sink, "not_found", "session not found").await,
     };
+    let handle = match &target {
+        Target::Local(h) => Some(h),
+        Target::Remote { .. } => None,
+    };
     let snapshot = json!({
         "kind": "snapshot",
-        "session": view(session.clone(), Some(&handle)),
+        "session": view(session.clone(), handle),
         "last_seq": session.last_seq,
     });
     send(&mut sink, snapshot.to_string()).await?;
-    replay(&state, &handle, &mut sink, &mut cursor).await?;
+    replay(&state, id, &mut sink, &mut cursor).await?;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     let mut recheck = tokio::time::interval(TOKEN_RECHECK);
@@ -261,7 +346,7 @@ async fn run(
                             continue;
                         }
                         if seq > cursor + 1 {
-                            replay(&state, &handle, &mut sink, &mut cursor).await?;
+                            replay(&state, id, &mut sink, &mut cursor).await?;
                             if seq <= cursor {
                                 continue;
                             }
@@ -273,11 +358,11 @@ async fn run(
                 Err(RecvError::Lagged(_)) => {
                     let notice = json!({"kind": "resync", "payload": {"after": cursor}});
                     send(&mut sink, notice.to_string()).await?;
-                    replay(&state, &handle, &mut sink, &mut cursor).await?;
+                    replay(&state, id, &mut sink, &mut cursor).await?;
                 }
                 Err(RecvError::Closed) => break,
             },
-            changed = state_rx.changed() => {
+            changed = async { state_rx.as_mut().expect("guarded").changed().await }, if state_rx.is_some() => {
                 if changed.is_err() {
                     // The actor is gone: the session was deleted (or the host stops).
                     send_error(&mut sink, "session_closed", "the session was deleted or the host is stopping").await?;
@@ -285,7 +370,7 @@ async fn run(
                 }
             }
             message = stream.next() => match message {
-                Some(Ok(Message::Text(text))) => client_message(&handle, &mut sink, &text).await?,
+                Some(Ok(Message::Text(text))) => client_message(&state, user, id, &target, &mut sink, &text).await?,
                 Some(Ok(Message::Binary(_))) => {
                     send_error(&mut sink, "invalid_message", "messages are JSON text").await?;
                 }
@@ -304,7 +389,14 @@ async fn run(
     Ok(())
 }
 
-async fn client_message(handle: &SessionHandle, sink: &mut Sink, text: &str) -> Result<(), Gone> {
+async fn client_message(
+    state: &AppState,
+    user: &User,
+    id: &str,
+    target: &Target,
+    sink: &mut Sink,
+    text: &str,
+) -> Result<(), Gone> {
     let message: ClientMessage = match serde_json::from_str(text) {
         Ok(m) => m,
         Err(e) => {
@@ -318,11 +410,40 @@ async fn client_message(handle: &SessionHandle, sink: &mut Sink, text: &str) -> 
             return send_error(sink, "invalid_message", &detail).await;
         }
     };
-    let result: Result<(), SessionError> = match message {
+    match message {
         ClientMessage::Auth { .. } => {
             return send_error(sink, "invalid_message", "already authenticated").await
         }
         ClientMessage::Ping => return send(sink, r#"{"kind":"pong"}"#).await,
+        _ => {}
+    }
+    let handle = match target {
+        Target::Local(h) => h.clone(),
+        Target::Remote { token, .. } => {
+            // Whoever runs it now: the owner when this socket opened, the
+            // host that adopted it since, or this one.
+            match state.sessions.open(&user.id, id).await {
+                Ok((_, h)) => h,
+                Err(SessionError::Elsewhere(owner)) => {
+                    let Some(fleet) = &state.sessions.shared().fleet else {
+                        return send_error(sink, "session_moved", "the session runs elsewhere")
+                            .await;
+                    };
+                    let (method, path, body) = message.as_rest(id);
+                    return match fleet.command(&owner, token, method, &path, body).await {
+                        Ok(()) => Ok(()),
+                        Err((code, message)) => send_error(sink, &code, &message).await,
+                    };
+                }
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    return send_error(sink, e.code, &e.message).await;
+                }
+            }
+        }
+    };
+    let result: Result<(), SessionError> = match message {
+        ClientMessage::Auth { .. } | ClientMessage::Ping => Ok(()),
         ClientMessage::UserMessage { text } => handle.user_message(text).await.map(|_| ()),
         ClientMessage::Pause => handle.pause().await,
         ClientMessage::Resume => handle.resume().await,
@@ -356,5 +477,24 @@ async fn client_message(handle: &SessionHandle, sink: &mut Sink, text: &str) -> 
             e.log_detail();
             send_error(sink, e.code, &e.message).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_commands_keep_a_clients_id_inside_one_path_segment() {
+        let deny = ClientMessage::Deny {
+            tool_use_id: "../../plugins/x?y".into(),
+            note: String::new(),
+        };
+        let (method, path, _) = deny.as_rest("ses_1");
+        assert_eq!(method, Method::POST);
+        assert_eq!(
+            path,
+            "/api/v1/sessions/ses_1/approvals/..%2F..%2Fplugins%2Fx%3Fy"
+        );
     }
 }

@@ -52,6 +52,15 @@ pub struct ServeArgs {
     /// The chat page's built assets [default: web/dist if present].
     #[arg(long, env = "AGENTHOST_WEB_DIR")]
     web_dir: Option<PathBuf>,
+    /// Join the fleet of hosts sharing the (PostgreSQL) database.
+    #[arg(long, env = "AGENTHOST_FLEET")]
+    fleet: bool,
+    /// This host's name in the fleet [default: hostname:port].
+    #[arg(long, env = "AGENTHOST_HOST_ID")]
+    host_id: Option<String>,
+    /// Where the fleet's other hosts reach this one [default: http://LISTEN].
+    #[arg(long, env = "AGENTHOST_ADVERTISE_URL")]
+    advertise_url: Option<String>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -121,6 +130,9 @@ pub async fn serve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<()> {
         openai_api_key: args.openai_api_key,
         openai_base_url: args.openai_base_url,
         web_dir: args.web_dir,
+        fleet: args.fleet,
+        host_id: args.host_id,
+        advertise_url: args.advertise_url,
     })?;
     let server = Server::start(config, data_dir).await?;
     println!("agenthost listening on http://{}", server.addr);

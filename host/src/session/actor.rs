@@ -116,10 +116,12 @@ pub(super) fn spawn(
         mcp: None,
     };
     let user_id = actor.session.user_id.as_str().into();
+    let host = actor.shared.host_id.clone();
     tokio::spawn(actor.main(rx, recovered));
     SessionHandle {
         tx,
         user_id,
+        host,
         log,
         state: state_rx,
     }
@@ -668,11 +670,18 @@ impl Actor {
     }
 
     /// A session the previous host process left running.
+    /// In a fleet the session may have run on another host, which died.
     async fn recover(&mut self) {
-        self.close_open_calls("interrupted: the host restarted")
-            .await;
-        self.set_status(SessionStatus::Paused, "host restarted")
-            .await;
+        let (interrupted, reason) = if self.shared.fleet.is_some() {
+            (
+                "interrupted: the host running the session was lost",
+                "host lost",
+            )
+        } else {
+            ("interrupted: the host restarted", "host restarted")
+        };
+        self.close_open_calls(interrupted).await;
+        self.set_status(SessionStatus::Paused, reason).await;
     }
 
     async fn switch_policy(&mut self, name: String, running: bool) -> Result<(), SessionError> {

@@ -70,6 +70,9 @@ pub enum SessionError {
     Busy(usize),
     #[error("the host is stopping")]
     ShuttingDown,
+    /// Another host of the fleet runs the session.
+    #[error("the session runs on host {}", .0.id)]
+    Elsewhere(crate::store::FleetHost),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -117,6 +120,10 @@ pub struct Shared {
     pub mcp: crate::mcp::McpConfig,
     /// What those servers offered when last started.
     pub mcp_catalog: Arc<crate::mcp::McpCatalog>,
+    /// This host's name, shown as the host running its sessions.
+    pub host_id: Arc<str>,
+    /// The fleet this host is part of, if any.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 impl Shared {
@@ -190,6 +197,8 @@ pub(crate) enum Command {
 pub struct SessionHandle {
     tx: mpsc::Sender<Command>,
     user_id: Arc<str>,
+    /// The host running the actor (this one).
+    pub host: Arc<str>,
     pub log: EventLog,
     pub state: watch::Receiver<LiveState>,
 }
@@ -385,6 +394,10 @@ impl Sessions {
             .store
             .create_session_with(user, title, &policy, settings)
             .await?;
+        if let Some(fleet) = &self.shared.fleet {
+            // A new session's lease is free: this cannot lose.
+            fleet.acquire(&session.id).await?;
+        }
         let handle = self.spawn(&session)?;
         match handle.attach_sandbox().await {
             Err(e @ (SessionError::Quota { .. } | SessionError::Busy(_))) => {
@@ -443,6 +456,11 @@ impl Sessions {
         if let Some(h) = self.live().get(id) {
             if !h.tx.is_closed() {
                 return Ok((session, h.clone()));
+            }
+        }
+        if let Some(fleet) = &self.shared.fleet {
+            if let Some(owner) = fleet.acquire(id).await? {
+                return Err(SessionError::Elsewhere(owner));
             }
         }
         let handle = self.spawn(&session)?;
@@ -560,9 +578,16 @@ impl Sessions {
                 Err(_) => true,
             };
             if stopped {
-                let mut live = self.live();
-                if live.get(&id).is_some_and(|cur| cur.tx.same_channel(&h.tx)) {
-                    live.remove(&id);
+                let removed = {
+                    let mut live = self.live();
+                    let ours = live.get(&id).is_some_and(|cur| cur.tx.same_channel(&h.tx));
+                    if ours {
+                        live.remove(&id);
+                    }
+                    ours
+                };
+                if let (true, Some(fleet)) = (removed, &self.shared.fleet) {
+                    fleet.release(&id).await;
                 }
             }
         }
@@ -579,10 +604,40 @@ impl Sessions {
             live.drain().map(|(_, h)| h).collect()
         };
         for h in handles {
-            let (tx, rx) = oneshot::channel();
-            if h.tx.send(Command::Shutdown(tx)).await.is_ok() {
-                let _ = rx.await;
-            }
+            stop_actor(&h).await;
         }
+        if let Some(fleet) = &self.shared.fleet {
+            fleet.leave().await;
+        }
+    }
+
+    /// Ids of the sessions whose actors run here.
+    pub fn local_ids(&self) -> Vec<String> {
+        self.live().keys().cloned().collect()
+    }
+
+    /// Stops the actor of a session whose lease another host took: the
+    /// run is cut where it is and nothing more is written for it here.
+    pub async fn drop_lost(&self, id: &str) {
+        let handle = self.live().remove(id);
+        if let Some(h) = handle {
+            stop_actor(&h).await;
+        }
+    }
+
+    /// Starts the actor of a session whose host was lost (its lease is
+    /// already ours): it comes back paused with the reason.
+    pub async fn adopt(&self, session: &Session) {
+        let (tx, rx) = oneshot::channel();
+        if self.spawn_with(session, Some(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn stop_actor(h: &SessionHandle) {
+    let (tx, rx) = oneshot::channel();
+    if h.tx.send(Command::Shutdown(tx)).await.is_ok() {
+        let _ = rx.await;
     }
 }

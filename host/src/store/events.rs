@@ -45,6 +45,13 @@ impl Store {
             .bind(payload)
             .execute(&mut *tx)
             .await?;
+        if self.announce {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::EVENTS_CHANNEL)
+                .bind(format!("{session_id}:{seq}"))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(event)
     }

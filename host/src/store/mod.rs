@@ -10,6 +10,7 @@
 mod error;
 mod events;
 mod images;
+mod leases;
 mod sessions;
 mod tokens;
 mod usage;
@@ -22,6 +23,7 @@ use sqlx::AnyPool;
 pub use crate::event::Event;
 pub use error::StoreError;
 pub use images::StoredImage;
+pub use leases::FleetHost;
 pub(crate) use sessions::new_id;
 pub use sessions::{micros_to_usd, Session, SessionSettings, SessionStatus, UsageTotals};
 pub use tokens::{TokenInfo, TokenUser, TOKEN_ID_LEN};
@@ -39,7 +41,15 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Announce each append on [`EVENTS_CHANNEL`] (a fleet's hosts follow
+    /// sessions run elsewhere through it).
+    announce: bool,
 }
+
+/// The PostgreSQL channel appends are announced on, as `session_id:seq`.
+/// The announcement is part of the append's transaction, so it is
+/// delivered only once the event is durable, and never for a rollback.
+pub const EVENTS_CHANNEL: &str = "agenthost_events";
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -81,7 +91,16 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            announce: false,
+        })
+    }
+
+    /// Announces every append from now on (fleet hosts; PostgreSQL only).
+    pub fn announce_appends(&mut self) {
+        self.announce = self.backend == Backend::Postgres;
     }
 
     pub fn backend(&self) -> Backend {

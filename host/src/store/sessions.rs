@@ -80,10 +80,10 @@ pub struct Session {
     pub settings: SessionSettings,
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, user_id, title, status, policy, created_at, updated_at, last_seq, input_tokens, output_tokens, settings, cost_micros";
 
-fn session(row: &sqlx::any::AnyRow) -> Result<Session, StoreError> {
+pub(super) fn session(row: &sqlx::any::AnyRow) -> Result<Session, StoreError> {
     Ok(Session {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
@@ -180,6 +180,17 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
+        session(&row)
+    }
+
+    /// A session whoever it belongs to (a fleet host following or
+    /// adopting it; never for a request, which goes through [`Self::session`]).
+    pub async fn session_by_id(&self, id: &str) -> Result<Session, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         session(&row)
     }
 

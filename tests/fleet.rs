@@ -1,0 +1,221 @@
+//! Three `agenthost serve --fleet` processes on one PostgreSQL database:
+//! any host serves any session, live events cross hosts exactly once,
+//! commands reach the owner, and a host killed mid-run has its session
+//! adopted by another within the lease time, paused "host lost", then
+//! resumed, and runs on, on a new desktop.
+
+use std::time::{Duration, Instant};
+
+use agenthost::store::Store;
+use agenthost_tests::fleet::{agenthost_bin, Database, HostProcess};
+use agenthost_tests::server::{call_json, is_status, Ws};
+use serde_json::{json, Value};
+
+/// The default lease time the hosts run with.
+const LEASE: Duration = Duration::from_secs(10);
+
+async fn call(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    call_json(
+        &reqwest::Client::new(),
+        method,
+        &format!("{base}{path}"),
+        token,
+        body,
+    )
+    .await
+}
+
+/// Stored events' sequence numbers in the frames, checked to be each
+/// exactly once and in order after `after`.
+fn assert_exactly_once(frames: &[Value], after: i64) -> i64 {
+    let seqs: Vec<i64> = frames.iter().filter_map(|f| f["seq"].as_i64()).collect();
+    let expected: Vec<i64> = (after + 1..=after + seqs.len() as i64).collect();
+    assert_eq!(seqs, expected, "each stored event once, in order");
+    *seqs.last().unwrap_or(&after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_hosts_share_sessions_and_adopt_a_lost_hosts_run() {
+    let db = Database::create().await;
+    let store = Store::open(&db.url).await.unwrap();
+    let token = store
+        .create_token("ada", "test", None, false)
+        .await
+        .unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut a = HostProcess::start("host-a", &db.url, dirs[0].path(), &[]).await;
+    let b = HostProcess::start("host-b", &db.url, dirs[1].path(), &[]).await;
+    let c = HostProcess::start("host-c", &db.url, dirs[2].path(), &[]).await;
+
+    // Created through A, which runs it.
+    let (status, session) = call(&a.url, "POST", "/api/v1/sessions", &token, Some(json!({}))).await;
+    assert_eq!(status, 201, "{session}");
+    assert_eq!(session["host"], "host-a");
+    let id = session["id"].as_str().unwrap().to_string();
+
+    // B serves the session's reads and names the owner.
+    let (status, seen) = call(
+        &b.url,
+        "GET",
+        &format!("/api/v1/sessions/{id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["host"], "host-a", "B forwards to the owner: {seen}");
+
+    // A WebSocket on B streams it live; a message through C reaches it.
+    let mut ws = Ws::connect(&b.url, &token, &id, 0).await;
+    let snapshot = ws.next().await.unwrap();
+    assert_eq!(snapshot["kind"], "snapshot");
+    let last_seq = snapshot["last_seq"].as_i64().unwrap();
+    let mut frames = Vec::new();
+    if last_seq > 0 {
+        frames = ws.until(|f| f["seq"].as_i64() == Some(last_seq)).await;
+    }
+    let (status, sent) = call(
+        &c.url,
+        "POST",
+        &format!("/api/v1/sessions/{id}/messages"),
+        &token,
+        Some(json!({"text": "run `echo from-host-c`"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{sent}");
+    frames.extend(ws.until(|f| is_status(f, "idle")).await);
+    let cursor = assert_exactly_once(&frames, 0);
+    let result = frames
+        .iter()
+        .find(|f| f["kind"] == "tool_result")
+        .expect("the command ran");
+    assert!(result.to_string().contains("from-host-c"), "{result}");
+
+    // A command sent on B's socket goes to A; A is killed mid-run.
+    ws.send(json!({"type": "user_message", "text": "run `sleep 120` then run `echo finished`"}))
+        .await;
+    let mut frames = ws
+        .until(|f| f["kind"] == "tool_call" && f.to_string().contains("sleep 120"))
+        .await;
+    a.kill().await;
+    let killed = Instant::now();
+    frames.extend(ws.until(|f| is_status(f, "paused")).await);
+    let adopted_after = killed.elapsed();
+    assert!(
+        adopted_after <= LEASE + Duration::from_secs(3),
+        "adopted {adopted_after:?} after the kill; the lease is {LEASE:?}"
+    );
+    let paused = frames.last().unwrap();
+    assert_eq!(paused["payload"]["reason"], "host lost", "{paused}");
+    let interrupted = frames
+        .iter()
+        .rfind(|f| f["kind"] == "tool_result")
+        .expect("the cut call is closed");
+    assert!(
+        interrupted.to_string().contains("interrupted"),
+        "{interrupted}"
+    );
+
+    // C sees who adopted it (B or C), and resuming through C finishes the
+    // run there on a new desktop.
+    let (_, seen) = call(
+        &c.url,
+        "GET",
+        &format!("/api/v1/sessions/{id}"),
+        &token,
+        None,
+    )
+    .await;
+    let adopter = seen["host"].as_str().unwrap_or_default().to_string();
+    assert!(adopter == "host-b" || adopter == "host-c", "{seen}");
+    let (status, resumed) = call(
+        &c.url,
+        "POST",
+        &format!("/api/v1/sessions/{id}/resume"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{resumed}");
+    frames.extend(ws.until(|f| is_status(f, "idle")).await);
+    // The scripted policy ends a run at a failed step and says so.
+    assert!(
+        frames.iter().any(|f| f["kind"] == "assistant_message"
+            && f.to_string().contains("Step 1 failed: interrupted")),
+        "the resumed run reached the policy: {frames:#?}"
+    );
+    let (status, sent) = call(
+        &c.url,
+        "POST",
+        &format!("/api/v1/sessions/{id}/messages"),
+        &token,
+        Some(json!({"text": "run `echo finished`"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{sent}");
+    frames.extend(ws.until(|f| is_status(f, "idle")).await);
+    assert_exactly_once(&frames, cursor);
+    let last_result = frames.iter().rfind(|f| f["kind"] == "tool_result").unwrap();
+    assert!(
+        last_result.to_string().contains("finished"),
+        "{last_result}"
+    );
+
+    // The store holds the same history the socket delivered.
+    let (_, stored) = call(
+        &b.url,
+        "GET",
+        &format!("/api/v1/sessions/{id}/events"),
+        &token,
+        None,
+    )
+    .await;
+    let stored = stored["events"].as_array().unwrap().len() as i64;
+    assert_eq!(
+        stored,
+        frames
+            .iter()
+            .filter_map(|f| f["seq"].as_i64())
+            .max()
+            .unwrap()
+    );
+
+    // A comes back under its name: it rejoins and reaps what it left.
+    let a = HostProcess::start("host-a", &db.url, dirs[0].path(), &[]).await;
+    let (status, _) = call(
+        &a.url,
+        "GET",
+        &format!("/api/v1/sessions/{id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    drop(ws);
+    for host in [a, b, c] {
+        host.stop().await;
+    }
+    store.close().await;
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_fleet_on_sqlite_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(agenthost_bin())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--fleet"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("a fleet needs PostgreSQL"), "{stderr}");
+}

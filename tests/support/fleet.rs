@@ -1,0 +1,140 @@
+//! A fleet for end-to-end tests: `agenthost serve --fleet` processes (real
+//! processes, so one can be killed with SIGKILL) on a PostgreSQL database
+//! of their own, each with its data directory and plugins.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use sqlx::Connection as _;
+use tokio::io::AsyncBufReadExt;
+
+use super::server::{install_plugins, postgres_url, unique};
+
+/// The `agenthost` binary next to this test's own (`cargo build -p
+/// agenthost` puts it there; scripts/test.sh builds it first).
+pub fn agenthost_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/debug/deps")
+        .join("agenthost");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p agenthost` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A fresh PostgreSQL database, dropped (connections and all) on `drop_now`.
+pub struct Database {
+    pub url: String,
+    name: String,
+}
+
+impl Database {
+    pub async fn create() -> Self {
+        let admin = postgres_url();
+        let name = unique("agenthost_fleet").replace('-', "_");
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL is reachable (scripts/setup.sh starts it)");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("the test role may create databases (scripts/setup.sh grants it)");
+        let base = admin.rsplit_once('/').expect("a database in the URL").0;
+        Self {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    pub async fn drop_now(self) {
+        let mut conn = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+}
+
+/// One host process of the fleet.
+pub struct HostProcess {
+    pub id: String,
+    pub url: String,
+    pub data_dir: PathBuf,
+    child: tokio::process::Child,
+}
+
+impl HostProcess {
+    /// Starts `agenthost serve --fleet` as `id` on `database_url` with the
+    /// first-party plugins, `extra` flags appended; returns once it listens.
+    pub async fn start(id: &str, database_url: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        if !data_dir.join("plugins").exists() {
+            install_plugins(data_dir).await;
+        }
+        let log = std::fs::File::create(data_dir.join("host.log")).unwrap();
+        let mut child = tokio::process::Command::new(agenthost_bin())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--fleet",
+                "--host-id",
+                id,
+            ])
+            .args(["--database-url", database_url])
+            .args(["--default-policy", "scripted-policy", "--warm", "1"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("agenthost starts");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(std::time::Duration::from_secs(120), lines.next_line())
+            .await
+            .expect("the host starts within 2 minutes")
+            .unwrap()
+            .unwrap_or_else(|| {
+                panic!(
+                    "host {id} exited; its log: {}",
+                    std::fs::read_to_string(data_dir.join("host.log")).unwrap_or_default()
+                )
+            });
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Self {
+            id: id.to_string(),
+            url,
+            data_dir: data_dir.to_path_buf(),
+            child,
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs, leases are left to lapse.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    /// SIGTERM and wait: the host stops as an operator's would.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(60), self.child.wait()).await;
+    }
+}
