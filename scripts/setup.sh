@@ -16,14 +16,17 @@ need_root_for_apt() {
   fi
 }
 
+# apt_install [--no-recommends] PACKAGE...
 apt_install() {
+  local opts=()
+  if [ "${1:-}" = --no-recommends ]; then opts+=(--no-install-recommends); shift; fi
   local missing=()
   for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   step "apt-get install ${missing[*]}"
   local sudo; sudo=$(need_root_for_apt "${missing[*]}")
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${opts[@]}" "${missing[@]}" >/dev/null
 }
 
 command -v cargo >/dev/null || die "Rust is required: install it with rustup (https://rustup.rs), then rerun"
@@ -76,6 +79,14 @@ fi
 if ! command -v docker-registry >/dev/null; then
   apt_install docker-registry
   (systemctl disable --now docker-registry || service docker-registry stop) >/dev/null 2>&1 || true
+fi
+
+# Prometheus scrapes a host in the metrics test, which starts its own on
+# loopback; the package's service (all interfaces) and its recommended node
+# exporter are not wanted.
+if ! command -v prometheus >/dev/null; then
+  apt_install --no-recommends prometheus
+  (systemctl disable --now prometheus || service prometheus stop) >/dev/null 2>&1 || true
 fi
 
 # Docker: the engine from Debian's packages, started if it is not running.

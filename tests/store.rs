@@ -186,6 +186,74 @@ async fn concurrent_appends_stay_gapless() {
     }
 }
 
+/// Many sessions appending at once share transactions on PostgreSQL:
+/// every session's numbers stay gapless and in its own order, and an
+/// append to a session that is gone fails alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn grouped_appends_keep_each_sessions_order_and_fail_alone() {
+    for (store, _dir) in stores().await {
+        let mut ids = Vec::new();
+        for _ in 0..30 {
+            ids.push(
+                store
+                    .create_session(&user("grp"), "t", "p")
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        let store = Arc::new(store);
+        let mut tasks: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (store, id) = (store.clone(), id.clone());
+                tokio::spawn(async move {
+                    for i in 0..15 {
+                        let e = store
+                            .append_event(
+                                &id,
+                                Source::Agent,
+                                EventBody::parse("delta", json!({"i": i})),
+                            )
+                            .await
+                            .unwrap();
+                        assert_eq!(e.seq, i + 1);
+                    }
+                })
+            })
+            .collect();
+        let gone = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..15 {
+                    let e = store
+                        .append_event(
+                            "ses_gone",
+                            Source::Agent,
+                            EventBody::parse("delta", json!({})),
+                        )
+                        .await;
+                    assert!(matches!(e, Err(StoreError::NotFound)), "{e:?}");
+                }
+            })
+        };
+        tasks.push(gone);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        for id in &ids {
+            let events = store.events_after(id, 0, 100).await.unwrap();
+            let order: Vec<i64> = events
+                .iter()
+                .map(|e| e.body.payload()["i"].as_i64().unwrap())
+                .collect();
+            assert_eq!(order, (0..15).collect::<Vec<_>>(), "{:?}", store.backend());
+            let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+            assert_eq!(seqs, (1..=15).collect::<Vec<_>>());
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn images_are_stored_once_by_content() {
     for (store, _dir) in stores().await {

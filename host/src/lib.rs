@@ -35,6 +35,7 @@ pub mod export;
 pub mod fleet;
 pub mod llm;
 pub mod mcp;
+pub mod metrics;
 pub mod plugins;
 pub mod rfb;
 pub mod sandbox;

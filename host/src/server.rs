@@ -81,6 +81,7 @@ impl Server {
             .host_id
             .clone()
             .unwrap_or_else(|| crate::fleet::default_host_id(addr));
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let fleet = if config.fleet.enabled {
             store.announce_appends();
             let url = config
@@ -94,6 +95,7 @@ impl Server {
                 &database_url,
                 host_id.clone(),
                 url,
+                metrics.clone(),
             )
             .await?;
             // Hosts sharing a Docker engine must not reap each other's
@@ -154,6 +156,7 @@ impl Server {
             mcp_catalog: Arc::default(),
             host_id: host_id.into(),
             fleet: fleet.clone(),
+            metrics,
         }));
         let evictor = config
             .agent

@@ -3,7 +3,10 @@
 //! Appends 1,000 events to one session and replays them, on SQLite and on
 //! PostgreSQL, against a file per event (how OpenHands stores a session's
 //! events: one JSON file each, replayed by listing and reading them), all in
-//! one run. Writes `bench-results/store.json`.
+//! one run. Then 100 sessions appending at once on PostgreSQL, each
+//! append in its own transaction against appends grouped into shared
+//! transactions (group commit), side by side. Writes
+//! `bench-results/store.json`.
 
 use std::time::{Duration, Instant};
 
@@ -70,6 +73,43 @@ fn files_run(dir: &std::path::Path) -> (Duration, Duration) {
     (append, replay)
 }
 
+/// Sessions appending at once, and events each appends one after another
+/// (as a session's event log does).
+const SESSIONS: usize = 100;
+const PER_SESSION: usize = 20;
+
+/// Events per second with `SESSIONS` sessions appending concurrently.
+async fn concurrent_run(store: &Store) -> f64 {
+    let mut ids = Vec::new();
+    for _ in 0..SESSIONS {
+        let s = store
+            .create_session(&format!("bench-{}", std::process::id()), "bench", "p")
+            .await
+            .unwrap();
+        ids.push(s.id);
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move {
+                for i in 0..PER_SESSION {
+                    let e = store
+                        .append_event(&id, Source::Agent, body(i))
+                        .await
+                        .unwrap();
+                    assert_eq!(e.seq, i as i64 + 1, "gapless, in order");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (SESSIONS * PER_SESSION) as f64 / started.elapsed().as_secs_f64()
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -82,9 +122,11 @@ async fn main() {
         .unwrap();
     let pg_url = std::env::var("AGENTHOST_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://agenthost:agenthost@127.0.0.1:5432/agenthost_test".into());
-    let pg = Store::open(&pg_url)
+    let mut pg = Store::open(&pg_url)
         .await
         .expect("PostgreSQL (scripts/setup.sh starts it)");
+    // The single-session rows compare storage engines one append at a time.
+    pg.group_appends(false);
     let files_dir = dir.path().join("events");
     std::fs::create_dir_all(&files_dir).unwrap();
 
@@ -98,9 +140,32 @@ async fn main() {
     for (name, (append, replay)) in &rows {
         println!("| {name} | {:.1} ms | {:.2} ms |", ms(*append), ms(*replay));
     }
+    // Alternating, twice each, so neither gets the warmer database.
+    let mut grouped = pg.clone();
+    grouped.group_appends(true);
+    let (mut single, mut group) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        single.push(concurrent_run(&pg).await);
+        group.push(concurrent_run(&grouped).await);
+    }
+    let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "\n| {SESSIONS} sessions x {PER_SESSION} appends, PostgreSQL | events/s (best of 2) |"
+    );
+    println!("|---|---:|");
+    println!(
+        "| a transaction per append (baseline) | {:.0} |",
+        best(&single)
+    );
+    println!("| grouped into shared transactions | {:.0} |", best(&group));
     let doc = json!({
         "benchmark": "store", "events": EVENTS,
         "results": rows.iter().map(|(n, (a, r))| json!({"name": n, "append_ms": ms(*a), "replay_ms": ms(*r)})).collect::<Vec<_>>(),
+        "concurrent_appends": {
+            "sessions": SESSIONS, "appends_per_session": PER_SESSION,
+            "one_transaction_per_append_events_per_s": single,
+            "grouped_events_per_s": group,
+        },
     });
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");
     std::fs::create_dir_all(&out).unwrap();

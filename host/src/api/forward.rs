@@ -52,6 +52,7 @@ pub async fn to_owner(
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     tracing::debug!(session = %id, owner = %owner.id, "forwarding to the owning host");
+    state.sessions.shared().metrics.forwarded();
     match fleet.forward(&owner, path, req, state.max_body_bytes).await {
         Ok(response) => response,
         Err(e @ ForwardError::TooLarge(_)) => ApiError::new(

@@ -9,6 +9,7 @@ mod forward;
 mod health;
 mod live;
 mod mcp;
+mod metrics;
 mod openapi;
 mod plugins;
 mod sessions;
@@ -106,6 +107,7 @@ pub fn router(state: AppState, max_body_bytes: usize, web_dir: Option<&Path>) ->
         .merge(mcp::router(state.clone(), max_body_bytes))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::serve))
         .nest("/api/v1", api)
         .merge(web(web_dir))
         .method_not_allowed_fallback(method_not_allowed)

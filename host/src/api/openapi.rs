@@ -156,7 +156,7 @@ mod tests {
                 // ones nested under /api/v1; the page's own `/` is not API.
                 let prefix = match path {
                     "/" => continue,
-                    "/healthz" | "/readyz" => "",
+                    "/healthz" | "/readyz" | "/metrics" => "",
                     _ if prefix.is_empty() => "/api/v1",
                     _ => *prefix,
                 };

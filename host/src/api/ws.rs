@@ -284,6 +284,7 @@ async fn run(
     mut sink: Sink,
     mut stream: SplitStream<WebSocket>,
 ) -> Result<(), Gone> {
+    let _counted = state.sessions.shared().metrics.websocket();
     // Subscribe before reading the store: an event is either stored before
     // this point (replayed) or published after it (received live).
     let mut live = target.hub().subscribe();

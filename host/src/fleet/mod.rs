@@ -87,6 +87,7 @@ pub struct Fleet {
     database_url: String,
     followers: Followers,
     http: reqwest::Client,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The default host id: the machine's name and the port, unique per host
@@ -136,6 +137,7 @@ impl Fleet {
         database_url: &str,
         host_id: String,
         url: String,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, FleetError> {
         if store.backend() != Backend::Postgres {
             return Err(FleetError::NeedsPostgres);
@@ -158,6 +160,7 @@ impl Fleet {
             ttl: Duration::from_secs(config.lease_secs),
             database_url: database_url.to_string(),
             followers: Followers::default(),
+            metrics,
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(3))
                 .build()
@@ -184,13 +187,19 @@ impl Fleet {
     /// Takes the session's lease for this host; `Some(host)` if another
     /// live host runs it.
     pub async fn acquire(&self, session_id: &str) -> Result<Option<FleetHost>, StoreError> {
-        self.store
+        let holder = self
+            .store
             .acquire_lease(session_id, &self.host_id, self.ttl_ms())
-            .await
+            .await?;
+        if holder.is_none() {
+            self.metrics.lease_change("acquired");
+        }
+        Ok(holder)
     }
 
     /// Gives the session's lease up (its actor stopped here).
     pub async fn release(&self, session_id: &str) {
+        self.metrics.lease_change("released");
         if let Err(e) = self.store.release_lease(session_id, &self.host_id).await {
             tracing::warn!(session = session_id, error = %e, "cannot release a lease; it lapses instead");
         }
@@ -273,6 +282,7 @@ async fn keep_leases(fleet: Arc<Fleet>, sessions: Weak<Sessions>) {
                 Ok(Some(h)) if h.id == fleet.host_id => {}
                 Ok(holder) => {
                     tracing::warn!(session = %id, holder = ?holder.map(|h| h.id), "lease lost; stopping the session here");
+                    fleet.metrics.lease_change("lost");
                     sessions.drop_lost(&id).await;
                 }
                 Err(_) => {}
@@ -301,6 +311,7 @@ async fn adopt_orphans(fleet: Arc<Fleet>, sessions: Weak<Sessions>) {
             match fleet.acquire(&session.id).await {
                 Ok(None) => {
                     tracing::info!(session = %session.id, "adopting a session whose host was lost");
+                    fleet.metrics.lease_change("adopted");
                     sessions.adopt(&session).await;
                 }
                 Ok(Some(_)) => {}

@@ -109,6 +109,9 @@ pub trait ImageSource: Send + Sync {
 
 #[async_trait]
 pub trait Provider: Send + Sync {
+    /// The provider's name in metrics (`anthropic`, `bedrock`, ...).
+    fn name(&self) -> &'static str;
+
     /// The model a request without one gets.
     fn default_model(&self) -> &str;
 
@@ -196,6 +199,10 @@ mod tests {
 
     #[async_trait]
     impl Provider for Named {
+        fn name(&self) -> &'static str {
+            "named"
+        }
+
         fn default_model(&self) -> &str {
             "named"
         }

@@ -155,6 +155,10 @@ fn count(v: &Value, pointer: &str) -> u32 {
 
 #[async_trait]
 impl Provider for OpenAi {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
     fn default_model(&self) -> &str {
         &self.model
     }

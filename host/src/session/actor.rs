@@ -73,7 +73,12 @@ pub(super) fn spawn(
     recovered: Option<oneshot::Sender<()>>,
 ) -> SessionHandle {
     let (tx, rx) = mpsc::channel(64);
-    let log = EventLog::new(shared.store.clone(), &session.id, Hub::default());
+    let log = EventLog::new(
+        shared.store.clone(),
+        &session.id,
+        Hub::default(),
+        shared.metrics.clone(),
+    );
     let (state, state_rx) = watch::channel(LiveState {
         status: session.status,
         policy: session.policy.clone(),
@@ -89,6 +94,7 @@ pub(super) fn spawn(
         (session.input_tokens + session.output_tokens).max(0) as u64,
     ));
     let llm: Arc<dyn LlmBackend> = Arc::new(SessionLlm {
+        metrics: shared.metrics.clone(),
         providers: shared.providers.clone(),
         log: log.clone(),
         store: shared.store.clone(),

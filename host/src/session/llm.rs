@@ -23,6 +23,7 @@ use crate::plugins::bindings::current::types::HostError;
 use crate::store::{micros_to_usd, Store};
 
 pub struct SessionLlm {
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub providers: Providers,
     pub log: EventLog,
     pub store: Store,
@@ -93,10 +94,24 @@ impl LlmBackend for SessionLlm {
             store: &self.store,
             session_id: self.log.session_id(),
         };
-        let response = provider
+        let started = std::time::Instant::now();
+        let response = match provider
             .complete(&request, model, &source, &Deltas(&self.log))
-            .await?;
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.llm_error(provider.name());
+                return Err(e.into());
+            }
+        };
         let u = &response.usage;
+        self.metrics.llm_call(
+            provider.name(),
+            started.elapsed(),
+            u64::from(u.input_tokens),
+            u64::from(u.output_tokens),
+        );
         let added = u64::from(u.input_tokens) + u64::from(u.output_tokens);
         self.spent.fetch_add(added, Ordering::Relaxed);
         self.store

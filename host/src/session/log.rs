@@ -22,15 +22,22 @@ pub struct EventLog {
     session_id: Arc<str>,
     hub: Hub,
     order: Arc<Mutex<()>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl EventLog {
-    pub fn new(store: Store, session_id: &str, hub: Hub) -> Self {
+    pub fn new(
+        store: Store,
+        session_id: &str,
+        hub: Hub,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         Self {
             store,
             session_id: session_id.into(),
             hub,
             order: Arc::default(),
+            metrics,
         }
     }
 
@@ -48,10 +55,12 @@ impl EventLog {
         let turn = self.order.clone().lock_owned().await;
         let task = tokio::spawn(async move {
             let _turn = turn;
+            let started = std::time::Instant::now();
             let event = this
                 .store
                 .append_event(&this.session_id, source, body)
                 .await?;
+            this.metrics.append(started.elapsed());
             this.hub.publish(&event);
             Ok(event)
         });

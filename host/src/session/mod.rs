@@ -124,6 +124,8 @@ pub struct Shared {
     pub host_id: Arc<str>,
     /// The fleet this host is part of, if any.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Shared {

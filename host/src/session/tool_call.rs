@@ -119,6 +119,9 @@ impl ToolCalls {
         is_error: bool,
         started: Instant,
     ) -> Result<Event, StoreError> {
+        self.shared
+            .metrics
+            .tool_call(&call.name, started.elapsed(), is_error);
         let result = EventBody::ToolResult(ToolResult {
             tool_use_id: call.id,
             name: call.name,

@@ -9,6 +9,7 @@
 
 mod error;
 mod events;
+mod grouped;
 mod images;
 mod leases;
 mod sessions;
@@ -44,6 +45,8 @@ pub struct Store {
     /// Announce each append on [`EVENTS_CHANNEL`] (a fleet's hosts follow
     /// sessions run elsewhere through it).
     announce: bool,
+    /// Group commit for appends (PostgreSQL; see [`grouped`]).
+    grouper: Option<std::sync::Arc<grouped::Grouper>>,
 }
 
 /// The PostgreSQL channel appends are announced on, as `session_id:seq`.
@@ -91,16 +94,33 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(Self {
+        let mut store = Self {
             pool,
             backend,
             announce: false,
-        })
+            grouper: None,
+        };
+        store.group_appends(backend == Backend::Postgres);
+        Ok(store)
     }
 
     /// Announces every append from now on (fleet hosts; PostgreSQL only).
     pub fn announce_appends(&mut self) {
         self.announce = self.backend == Backend::Postgres;
+        // The workers write through their own copy: give them one that
+        // announces too.
+        let grouped = self.grouper.is_some();
+        self.group_appends(grouped);
+    }
+
+    /// Turns group commit for appends on or off (on by default on
+    /// PostgreSQL; SQLite has one writer, so there is nothing to group).
+    /// Affects this handle and its clones made afterwards.
+    pub fn group_appends(&mut self, on: bool) {
+        self.grouper = None;
+        if on && self.backend == Backend::Postgres {
+            self.grouper = Some(grouped::Grouper::start(self.clone()));
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -212,6 +212,18 @@ impl Store {
         rows.iter().map(session).collect()
     }
 
+    /// How many sessions are in each status, every user's (metrics).
+    pub async fn sessions_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM sessions GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
+            .collect()
+    }
+
     /// Sessions of every user in a status (restart recovery).
     pub async fn sessions_in_status(
         &self,

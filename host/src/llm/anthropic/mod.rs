@@ -336,6 +336,14 @@ const PROVIDER: &str = "anthropic";
 
 #[async_trait]
 impl Provider for Anthropic {
+    fn name(&self) -> &'static str {
+        match self.transport {
+            Transport::Api { .. } => "anthropic",
+            Transport::Bedrock(_) => "bedrock",
+            Transport::Vertex(_) => "vertex",
+        }
+    }
+
     fn default_model(&self) -> &str {
         &self.model
     }
