@@ -1,6 +1,7 @@
 //! Three `agenthost serve --fleet` processes on one PostgreSQL database:
 //! any host serves any session, live events cross hosts exactly once,
-//! commands reach the owner, and a host killed mid-run has its session
+//! commands reach the owner, a policy installed through one host runs a
+//! session on another, and a host killed mid-run has its session
 //! adopted by another within the lease time, paused "host lost", then
 //! resumed, and runs on, on a new desktop.
 
@@ -96,6 +97,56 @@ async fn three_hosts_share_sessions_and_adopt_a_lost_hosts_run() {
         .find(|f| f["kind"] == "tool_result")
         .expect("the command ran");
     assert!(result.to_string().contains("from-host-c"), "{result}");
+
+    // A policy installed through B's API reaches C, where a session runs
+    // on it.
+    let admin = store.create_token("ops", "test", None, true).await.unwrap();
+    let (bytes, _) = agenthost_tests::component("scripted-policy");
+    let manifest = "name = \"scripted-fleet\"\nversion = \"0.2.0\"\nkind = \"policy\"\ndescription = \"shared\"\ncapabilities = []\n";
+    let form = reqwest::multipart::Form::new()
+        .part("component", reqwest::multipart::Part::bytes(bytes))
+        .text("manifest", manifest);
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/plugins", b.url))
+        .bearer_auth(&admin)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let installed = Instant::now();
+    let deadline = installed + Duration::from_secs(30);
+    loop {
+        let (_, policies) = call(&c.url, "GET", "/api/v1/policies", &token, None).await;
+        if policies.to_string().contains("scripted-fleet") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "C never got the policy: {policies}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "the policy installed through B was on C after {:?}",
+        installed.elapsed()
+    );
+    let (status, on_c) = call(
+        &c.url,
+        "POST",
+        "/api/v1/sessions",
+        &token,
+        Some(json!({"policy": "scripted-fleet", "message": "run `echo shared-policy`"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{on_c}");
+    assert_eq!(on_c["host"], "host-c");
+    assert_eq!(on_c["policy"], "scripted-fleet");
+    let mut on_c_ws = Ws::connect(&c.url, &token, on_c["id"].as_str().unwrap(), 0).await;
+    let ran = on_c_ws.until(|f| f["kind"] == "tool_result").await;
+    let result = ran.last().unwrap();
+    assert!(result.to_string().contains("shared-policy"), "{result}");
+    drop(on_c_ws);
 
     // A command sent on B's socket goes to A; A is killed mid-run.
     ws.send(json!({"type": "user_message", "text": "run `sleep 120` then run `echo finished`"}))

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::User;
 use super::error::{ApiError, Json, Path};
 use super::AppState;
+use crate::fleet::PluginChange;
 use crate::plugins::{parse_capability_list, Capability, InstalledPlugin, Manifest, PluginKind};
 
 pub fn router() -> Router<AppState> {
@@ -197,10 +198,18 @@ async fn install(
         .map(|m| m.name.clone())
         .or(name)
         .ok_or_else(|| bad("send a `manifest` or a `name`".into()))?;
+    let fleet = state.sessions.shared().fleet.clone();
+    // The fleet's other hosts get the same bytes.
+    let shared_bytes = fleet.as_ref().map(|_| component.clone());
     let plugin = state
         .registry
         .install(component, manifest, &default_name, &grant)
         .await?;
+    if let (Some(fleet), Some(bytes)) = (fleet, shared_bytes) {
+        fleet
+            .share_install(&plugin, &bytes, state.registry.grant_table())
+            .await;
+    }
     let view = installed(&state, &plugin.manifest.name)?;
     tracing::info!(plugin = %view.summary.name, version = %view.summary.version, "installed");
     Ok((StatusCode::CREATED, Json(view)))
@@ -237,6 +246,10 @@ async fn grants(
     if !revoke.is_empty() {
         state.registry.revoke(&name, &revoke)?;
     }
+    share(&state, || PluginChange::Grants {
+        table: state.registry.grant_table(),
+    })
+    .await;
     installed(&state, &name).map(Json)
 }
 
@@ -246,7 +259,12 @@ async fn rollback(
     Path(name): Path<String>,
 ) -> Result<Json<InstalledPlugin>, ApiError> {
     user.require_admin()?;
-    state.registry.rollback(&name).await?;
+    let plugin = state.registry.rollback(&name).await?;
+    share(&state, || PluginChange::Activate {
+        name: name.clone(),
+        version: plugin.manifest.version.clone(),
+    })
+    .await;
     installed(&state, &name).map(Json)
 }
 
@@ -264,6 +282,11 @@ async fn activate(
 ) -> Result<Json<InstalledPlugin>, ApiError> {
     user.require_admin()?;
     state.registry.activate(&name, &body.version).await?;
+    share(&state, || PluginChange::Activate {
+        name: name.clone(),
+        version: body.version.clone(),
+    })
+    .await;
     installed(&state, &name).map(Json)
 }
 
@@ -274,5 +297,13 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     user.require_admin()?;
     state.registry.remove(&name)?;
+    share(&state, || PluginChange::Remove { name: name.clone() }).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Writes a change made here to the fleet's log, if this host is in one.
+async fn share(state: &AppState, change: impl FnOnce() -> PluginChange) {
+    if let Some(fleet) = &state.sessions.shared().fleet {
+        fleet.share(change()).await;
+    }
 }

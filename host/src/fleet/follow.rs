@@ -10,9 +10,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use sqlx::postgres::PgListener;
 
 use crate::session::Hub;
 use crate::store::{Store, StoreError, EVENTS_CHANNEL};
@@ -126,19 +123,7 @@ async fn catch_up(store: &Store, session_id: &str, follower: &Follower) {
 /// reconnecting when the connection drops.
 pub(super) async fn listen(database_url: String, store: Store, followers: Followers) {
     loop {
-        let mut listener = match PgListener::connect(&database_url).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot connect the fleet's event listener; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if let Err(e) = listener.listen(EVENTS_CHANNEL).await {
-            tracing::warn!(error = %e, "cannot listen for the fleet's events; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
+        let mut listener = super::listen_on(&database_url, EVENTS_CHANNEL).await;
         // Anything announced while not listening is read now.
         for (id, follower) in followers.all() {
             catch_up(&store, &id, &follower).await;

@@ -23,6 +23,7 @@
 
 mod follow;
 pub mod forward;
+mod plugins;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
@@ -32,6 +33,7 @@ use serde::Deserialize;
 
 use follow::Followers;
 pub use follow::Following;
+pub use plugins::PluginChange;
 
 use crate::session::Sessions;
 use crate::store::{Backend, FleetHost, Store, StoreError};
@@ -232,8 +234,9 @@ impl Fleet {
     }
 
     /// Starts the fleet's background work for `sessions`: heartbeat and
-    /// lease renewal, adoption of orphaned sessions, and the listener that
-    /// feeds followers. The tasks end when `sessions` is dropped.
+    /// lease renewal, adoption of orphaned sessions, the listener that
+    /// feeds followers, and the follower of the plugin change log. The
+    /// server aborts them when it stops.
     pub fn start(self: &Arc<Self>, sessions: &Arc<Sessions>) -> Vec<tokio::task::JoinHandle<()>> {
         let weak = Arc::downgrade(sessions);
         vec![
@@ -244,7 +247,29 @@ impl Fleet {
                 self.store.clone(),
                 self.followers.clone(),
             )),
+            tokio::spawn(plugins::follow_changes(
+                self.clone(),
+                sessions.shared().registry.clone(),
+            )),
         ]
+    }
+}
+
+/// A connection listening on `channel`, retried every second until the
+/// database answers.
+async fn listen_on(database_url: &str, channel: &str) -> sqlx::postgres::PgListener {
+    loop {
+        let connected = match sqlx::postgres::PgListener::connect(database_url).await {
+            Ok(mut l) => l.listen(channel).await.map(|()| l),
+            Err(e) => Err(e),
+        };
+        match connected {
+            Ok(listener) => return listener,
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "cannot listen on the fleet's database; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 

@@ -370,6 +370,19 @@ impl Registry {
         grants.save(&self.root.join("grants.toml"))
     }
 
+    /// The operator's grants as they stand.
+    pub fn grant_table(&self) -> GrantTable {
+        read(&self.grants).clone()
+    }
+
+    /// Replaces the operator's grants (a fleet host taking the fleet's).
+    pub fn replace_grants(&self, table: GrantTable) -> Result<(), RegistryError> {
+        let mut grants = write(&self.grants);
+        table.save(&self.root.join("grants.toml"))?;
+        *grants = table;
+        Ok(())
+    }
+
     pub fn effective_grants(&self, plugin: &LoadedPlugin) -> EffectiveGrants {
         read(&self.grants).effective(&plugin.manifest)
     }

@@ -19,7 +19,7 @@ pub struct StoredImage {
     pub bytes: Vec<u8>,
 }
 
-fn b64() -> base64::engine::GeneralPurpose {
+pub(super) fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 

@@ -9,6 +9,7 @@
 
 mod error;
 mod events;
+mod fleet_plugins;
 mod grouped;
 mod images;
 mod leases;
@@ -23,6 +24,7 @@ use sqlx::AnyPool;
 
 pub use crate::event::Event;
 pub use error::StoreError;
+pub use fleet_plugins::{PluginChangeRow, PLUGINS_CHANNEL};
 pub use images::StoredImage;
 pub use leases::FleetHost;
 pub(crate) use sessions::new_id;
