@@ -89,6 +89,12 @@ if ! command -v prometheus >/dev/null; then
   (systemctl disable --now prometheus || service prometheus stop) >/dev/null 2>&1 || true
 fi
 
+# HAProxy balances the fleet test's hosts; its own service is not wanted.
+if ! command -v haproxy >/dev/null; then
+  apt_install --no-recommends haproxy
+  (systemctl disable --now haproxy || service haproxy stop) >/dev/null 2>&1 || true
+fi
+
 # Docker: the engine from Debian's packages, started if it is not running.
 command -v dockerd >/dev/null || apt_install docker.io
 command -v debootstrap >/dev/null || apt_install debootstrap

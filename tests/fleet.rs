@@ -41,15 +41,22 @@ fn assert_exactly_once(frames: &[Value], after: i64) -> i64 {
     *seqs.last().unwrap_or(&after)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_hosts_share_sessions_and_adopt_a_lost_hosts_run() {
+/// A fresh database, its store, a token for `ada` and three data
+/// directories.
+async fn fresh_fleet() -> (Database, Store, String, Vec<tempfile::TempDir>) {
     let db = Database::create().await;
     let store = Store::open(&db.url).await.unwrap();
     let token = store
         .create_token("ada", "test", None, false)
         .await
         .unwrap();
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    (db, store, token, dirs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_hosts_share_sessions_and_adopt_a_lost_hosts_run() {
+    let (db, store, token, dirs) = fresh_fleet().await;
     let mut a = HostProcess::start("host-a", &db.url, dirs[0].path(), &[]).await;
     let b = HostProcess::start("host-b", &db.url, dirs[1].path(), &[]).await;
     let c = HostProcess::start("host-c", &db.url, dirs[2].path(), &[]).await;
@@ -250,6 +257,148 @@ async fn three_hosts_share_sessions_and_adopt_a_lost_hosts_run() {
     assert_eq!(status, 200);
     drop(ws);
     for host in [a, b, c] {
+        host.stop().await;
+    }
+    store.close().await;
+    db.drop_now().await;
+}
+
+/// A host with no desktop free places a new session on the fleet's host
+/// with the most; thirty sessions through HAProxy spread over the hosts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_sessions_go_where_there_is_room_and_spread_behind_a_load_balancer() {
+    let (db, store, token, dirs) = fresh_fleet().await;
+    let mut hosts = Vec::new();
+    for (i, (name, room)) in [("lb-a", 4), ("lb-b", 4), ("lb-c", 2)].iter().enumerate() {
+        let config = dirs[i].path().join("fleet.toml");
+        std::fs::write(&config, format!("[sandbox]\nmax_running = {room}\n")).unwrap();
+        let config = config.display().to_string();
+        hosts.push(HostProcess::start(name, &db.url, dirs[i].path(), &["--config", &config]).await);
+    }
+
+    // C has two desktops, both kept busy by its first two sessions: the
+    // next one asked of C starts on a host with room.
+    let c = hosts[2].url.clone();
+    // (Two users: each may hold one of C's two desktops.)
+    let bob = store
+        .create_token("bob", "test", None, false)
+        .await
+        .unwrap();
+    let create = |token: &str, body: Value| {
+        let (c, token) = (c.clone(), token.to_string());
+        async move { call(&c, "POST", "/api/v1/sessions", &token, Some(body)).await }
+    };
+    let busy = json!({"message": "run `sleep 300`"});
+    let (status, first) = create(&token, busy.clone()).await;
+    assert_eq!(
+        (status, first["host"].as_str()),
+        (201, Some("lb-c")),
+        "{first}"
+    );
+    let (status, second) = create(&bob, busy).await;
+    assert_eq!(
+        (status, second["host"].as_str()),
+        (201, Some("lb-c")),
+        "{second}"
+    );
+    let (status, placed) = create(&token, json!({})).await;
+    assert_eq!(status, 201, "{placed}");
+    assert!(
+        placed["host"] == "lb-a" || placed["host"] == "lb-b",
+        "{placed}"
+    );
+
+    // C's second goes idle: its desktop is room again, given up on demand.
+    let second_id = second["id"].as_str().unwrap();
+    let (status, _) = call(
+        &c,
+        "POST",
+        &format!("/api/v1/sessions/{second_id}/cancel"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+
+    // HAProxy in front of the three, round robin.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let servers: String = hosts
+        .iter()
+        .map(|h| {
+            format!(
+                "  server {} {}\n",
+                h.id,
+                h.url.trim_start_matches("http://")
+            )
+        })
+        .collect();
+    let cfg = dirs[0].path().join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "defaults\n  mode http\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\n\
+             frontend fleet\n  bind 127.0.0.1:{port}\n  default_backend hosts\n\
+             backend hosts\n  balance roundrobin\n{servers}"
+        ),
+    )
+    .unwrap();
+    let _haproxy = tokio::process::Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("haproxy is installed (scripts/setup.sh installs it)");
+    let lb = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{lb}/healthz"))
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(Instant::now() < deadline, "HAProxy never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A third user, holding none of C's desktops.
+    let carol = store
+        .create_token("carol", "test", None, false)
+        .await
+        .unwrap();
+    let mut spread = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..30 {
+        let (status, session) =
+            call(&lb, "POST", "/api/v1/sessions", &carol, Some(json!({}))).await;
+        assert_eq!(status, 201, "{session}");
+        *spread
+            .entry(session["host"].as_str().unwrap_or("none").to_string())
+            .or_default() += 1;
+    }
+    println!("30 sessions through HAProxy: {spread:?}");
+    // C's busy desktop was never taken from it: the sessions C got reused
+    // desktops its idle sessions gave up, or went elsewhere.
+    let first_id = first["id"].as_str().unwrap();
+    let (_, still) = call(
+        &hosts[2].url,
+        "GET",
+        &format!("/api/v1/sessions/{first_id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(still["status"], "running", "{still}");
+    assert_eq!(spread.values().sum::<usize>(), 30);
+    for host in ["lb-a", "lb-b", "lb-c"] {
+        assert!(
+            spread.get(host).copied().unwrap_or(0) > 0,
+            "{host} got none: {spread:?}"
+        );
+    }
+    for host in hosts {
         host.stop().await;
     }
     store.close().await;

@@ -73,7 +73,8 @@ pub struct HostProcess {
 
 impl HostProcess {
     /// Starts `agenthost serve --fleet` as `id` on `database_url` with the
-    /// first-party plugins, `extra` flags appended; returns once it listens.
+    /// first-party plugins, `extra` flags appended; returns once it is
+    /// ready (`/readyz`).
     pub async fn start(id: &str, database_url: &str, data_dir: &Path, extra: &[&str]) -> Self {
         if !data_dir.join("plugins").exists() {
             install_plugins(data_dir).await;
@@ -115,6 +116,22 @@ impl HostProcess {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_string();
+        // Ready: its warm desktop is up (and it has joined the fleet).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let ready = reqwest::get(format!("{url}/readyz"))
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            if ready {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "host {id} never got ready"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         Self {
             id: id.to_string(),
             url,

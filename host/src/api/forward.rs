@@ -2,6 +2,10 @@
 //! by that host (see [`crate::fleet::forward`]). Reads that the shared
 //! store answers (events, images, exports) and WebSocket upgrades are
 //! served here; the session WebSocket follows a remote session itself.
+//!
+//! Placement: a new session asked of a host with no desktop free is
+//! started on the fleet's host with the most free, if one has any (else
+//! here, where idle sessions give their desktops up).
 
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -38,20 +42,30 @@ pub async fn to_owner(
     let Some(fleet) = state.sessions.shared().fleet.clone() else {
         return next.run(req).await;
     };
-    let upgrade = req.headers().contains_key(header::UPGRADE);
-    let Some(id) = session_to_forward(req.method(), uri.path()) else {
-        return next.run(req).await;
-    };
-    if upgrade || was_forwarded(req.headers()) || state.sessions.running(&id).is_some() {
+    if was_forwarded(req.headers()) || req.headers().contains_key(header::UPGRADE) {
         return next.run(req).await;
     }
-    let owner = match fleet.owner_elsewhere(&id).await {
+    let target = if is_create(req.method(), uri.path()) {
+        if state.sessions.free_desktops() > 0 {
+            return next.run(req).await;
+        }
+        fleet.place().await
+    } else {
+        let Some(id) = session_to_forward(req.method(), uri.path()) else {
+            return next.run(req).await;
+        };
+        if state.sessions.running(&id).is_some() {
+            return next.run(req).await;
+        }
+        fleet.owner_elsewhere(&id).await
+    };
+    let owner = match target {
         Ok(Some(owner)) => owner,
         Ok(None) => return next.run(req).await,
         Err(e) => return ApiError::from(e).into_response(),
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    tracing::debug!(session = %id, owner = %owner.id, "forwarding to the owning host");
+    tracing::debug!(owner = %owner.id, path = uri.path(), "forwarding to another host");
     state.sessions.shared().metrics.forwarded();
     match fleet.forward(&owner, path, req, state.max_body_bytes).await {
         Ok(response) => response,
@@ -71,6 +85,11 @@ pub async fn to_owner(
             e.into_response()
         }
     }
+}
+
+/// `POST /sessions`: a new session.
+fn is_create(method: &Method, path: &str) -> bool {
+    *method == Method::POST && path.trim_end_matches('/').ends_with("/api/v1/sessions")
 }
 
 #[cfg(test)]
@@ -105,5 +124,8 @@ mod tests {
         assert_eq!(session_to_forward(&get, "/api/v1/sessions"), None);
         assert_eq!(session_to_forward(&post, "/api/v1/sessions"), None);
         assert_eq!(session_to_forward(&get, "/api/v1/plugins"), None);
+        assert!(is_create(&post, "/api/v1/sessions"));
+        assert!(!is_create(&get, "/api/v1/sessions"));
+        assert!(!is_create(&post, "/api/v1/sessions/ses_1/messages"));
     }
 }

@@ -135,6 +135,9 @@ async fn create(
         .sessions
         .create(&user.id, &title, body.policy, settings)
         .await?;
+    if let Some(fleet) = &state.sessions.shared().fleet {
+        fleet.publish_capacity(state.sessions.free_desktops()).await;
+    }
     if let Some(text) = body.message {
         // A first message that is refused refuses the whole create:
         // nothing is left behind that the client did not ask for.

@@ -153,7 +153,7 @@ impl Fleet {
         {
             return Err(FleetError::BadHostId(host_id));
         }
-        store.heartbeat(&host_id, &url).await?;
+        store.heartbeat(&host_id, &url, 0).await?;
         store.release_leases_of(&host_id).await?;
         Ok(Self {
             store: store.clone(),
@@ -224,6 +224,24 @@ impl Fleet {
             .filter(|h| h.id != self.host_id))
     }
 
+    /// Publishes this host's free desktops now (after a claim), not only
+    /// with the next heartbeat, so placement sees a host fill up at once.
+    pub async fn publish_capacity(&self, free: usize) {
+        if let Err(e) = self
+            .store
+            .heartbeat(&self.host_id, &self.url, free as i64)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot publish this host's free desktops");
+        }
+    }
+
+    /// The host to start a new session on when this one has no desktop
+    /// free: the live one with the most, if any has one.
+    pub async fn place(&self) -> Result<Option<FleetHost>, StoreError> {
+        self.store.roomiest_host(&self.host_id, self.ttl_ms()).await
+    }
+
     /// A live stream of a session another host runs (see [`Following`]).
     pub async fn follow(&self, session_id: &str) -> Result<Following, StoreError> {
         self.followers.follow(&self.store, session_id).await
@@ -284,7 +302,12 @@ async fn keep_leases(fleet: Arc<Fleet>, sessions: Weak<Sessions>) {
         let Some(sessions) = sessions.upgrade() else {
             return;
         };
-        if let Err(e) = fleet.store.heartbeat(&fleet.host_id, &fleet.url).await {
+        let free = sessions.free_desktops() as i64;
+        if let Err(e) = fleet
+            .store
+            .heartbeat(&fleet.host_id, &fleet.url, free)
+            .await
+        {
             tracing::warn!(error = %e, "fleet heartbeat failed");
         }
         let held: HashSet<String> = match fleet

@@ -62,6 +62,9 @@ struct Shared {
     last_claim: Mutex<Option<Instant>>,
 }
 
+/// How long a claim at the cap waits for a desktop that is booting.
+const BOOTING_WAIT: Duration = Duration::from_secs(60);
+
 /// How long the refill waits after a claim before it starts a container.
 /// Starting one costs Docker a burst of CPU; on a small host, started at
 /// once it competes with the claiming session's own first steps (measured
@@ -174,30 +177,27 @@ impl WarmPool {
     }
 
     async fn take_or_boot(&self) -> Result<Sandbox, SandboxError> {
+        let shared = &self.shared;
         loop {
-            let next = self
-                .shared
-                .ready
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop_front();
-            let Some(sandbox) = next else { break };
-            *self
-                .shared
-                .last_claim
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-            self.shared.wake.notify_one();
-            if sandbox.is_alive() {
+            // Registered before looking, so a sandbox made ready between
+            // the look and the wait still wakes this claim.
+            let filled = shared.filled.notified();
+            tokio::pin!(filled);
+            filled.as_mut().enable();
+            if let Some(sandbox) = self.take_warm().await {
                 return Ok(sandbox);
             }
-            tracing::warn!(sandbox = %sandbox.name, "warm sandbox died; replacing it");
-            self.shared.discard(&sandbox.id).await;
-        }
-        let shared = &self.shared;
-        if shared.running.fetch_add(1, Ordering::SeqCst) >= shared.config.max_running {
+            if shared.running.fetch_add(1, Ordering::SeqCst) < shared.config.max_running {
+                break;
+            }
             shared.running.fetch_sub(1, Ordering::SeqCst);
-            return Err(SandboxError::PoolExhausted(shared.config.max_running));
+            // At the cap, but a desktop is booting to be warm (one given
+            // back a moment ago was replaced): take that one when it is up.
+            if shared.booting.load(Ordering::SeqCst) == 0
+                || tokio::time::timeout(BOOTING_WAIT, filled).await.is_err()
+            {
+                return Err(SandboxError::PoolExhausted(shared.config.max_running));
+            }
         }
         let started = shared.docker.start().await;
         if started.is_err() {
@@ -205,6 +205,29 @@ impl WarmPool {
         }
         shared.wake.notify_one();
         started
+    }
+
+    /// A live warm sandbox, if there is one; dead ones are discarded.
+    async fn take_warm(&self) -> Option<Sandbox> {
+        loop {
+            let sandbox = self
+                .shared
+                .ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front()?;
+            *self
+                .shared
+                .last_claim
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            self.shared.wake.notify_one();
+            if sandbox.is_alive() {
+                return Some(sandbox);
+            }
+            tracing::warn!(sandbox = %sandbox.name, "warm sandbox died; replacing it");
+            self.shared.discard(&sandbox.id).await;
+        }
     }
 
     /// Destroys a claimed sandbox and frees its place under the cap (unless

@@ -613,6 +613,26 @@ impl Sessions {
         }
     }
 
+    /// Desktops this host could hand a new session: warm ones, ones
+    /// booting to be warm, room to boot more, and those idle sessions hold
+    /// (given up on demand, see [`Self::make_room`]). What a fleet host
+    /// publishes for placement: zero means every desktop is in real use.
+    pub fn free_desktops(&self) -> usize {
+        let Some(pool) = &self.shared.pool else {
+            return 0;
+        };
+        let s = pool.stats();
+        let idle = self
+            .live()
+            .values()
+            .filter(|h| {
+                let s = h.state.borrow();
+                s.sandbox.is_some() && s.status != SessionStatus::Running && !s.user_control
+            })
+            .count();
+        s.warm + s.booting + pool.config().max_running.saturating_sub(s.running) + idle
+    }
+
     /// Ids of the sessions whose actors run here.
     pub fn local_ids(&self) -> Vec<String> {
         self.live().keys().cloned().collect()

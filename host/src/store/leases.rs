@@ -21,18 +21,47 @@ pub struct FleetHost {
     pub url: String,
 }
 
+fn fleet_host(row: &sqlx::any::AnyRow) -> Result<FleetHost, StoreError> {
+    Ok(FleetHost {
+        id: row.try_get("id")?,
+        url: row.try_get("url")?,
+    })
+}
+
 impl Store {
-    /// Records that `host_id` is alive and reachable at `url`.
-    pub async fn heartbeat(&self, host_id: &str, url: &str) -> Result<(), StoreError> {
+    /// Records that `host_id` is alive, reachable at `url`, with `free`
+    /// desktops to hand out.
+    pub async fn heartbeat(&self, host_id: &str, url: &str, free: i64) -> Result<(), StoreError> {
         sqlx::query(&format!(
-            "INSERT INTO fleet_hosts (id, url, started_at, seen_at) VALUES ($1, $2, {NOW_MS}, {NOW_MS}) \
-             ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, seen_at = EXCLUDED.seen_at"
+            "INSERT INTO fleet_hosts (id, url, started_at, seen_at, free_sandboxes) \
+             VALUES ($1, $2, {NOW_MS}, {NOW_MS}, $3) \
+             ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, seen_at = EXCLUDED.seen_at, \
+             free_sandboxes = EXCLUDED.free_sandboxes"
         ))
         .bind(host_id)
         .bind(url)
+        .bind(free)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The live host other than `except` with the most free desktops, if
+    /// any has one. Live: seen within `within_ms`.
+    pub async fn roomiest_host(
+        &self,
+        except: &str,
+        within_ms: i64,
+    ) -> Result<Option<FleetHost>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT id, url FROM fleet_hosts WHERE id <> $1 AND seen_at >= {NOW_MS} - $2 \
+             AND free_sandboxes > 0 ORDER BY free_sandboxes DESC, id LIMIT 1"
+        ))
+        .bind(except)
+        .bind(within_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(fleet_host).transpose()
     }
 
     /// Takes the lease on a session for `ttl_ms` if it is free, expired or
@@ -82,20 +111,14 @@ impl Store {
     /// The host holding an unexpired lease on the session, if any.
     pub async fn lease_holder(&self, session_id: &str) -> Result<Option<FleetHost>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT l.host_id, COALESCE(h.url, '') AS url FROM session_leases l \
+            "SELECT l.host_id AS id, COALESCE(h.url, '') AS url FROM session_leases l \
              LEFT JOIN fleet_hosts h ON h.id = l.host_id \
              WHERE l.session_id = $1 AND l.expires_at >= {NOW_MS}"
         ))
         .bind(session_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(FleetHost {
-                id: row.try_get("host_id")?,
-                url: row.try_get("url")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(fleet_host).transpose()
     }
 
     /// Extends every lease `host_id` holds and returns the sessions it
