@@ -42,6 +42,7 @@ pub mod sandbox;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod url_path;
 
 pub use config::ServeConfig;
 pub use event::{Event, EventBody};

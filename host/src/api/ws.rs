@@ -25,6 +25,7 @@ use super::sessions::view;
 use super::AppState;
 use crate::fleet::Following;
 use crate::session::{Decision, SessionError, SessionHandle};
+use crate::url_path;
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,30 +92,17 @@ impl ClientMessage {
             ClientMessage::HandBack => (Method::POST, at("handback"), None),
             ClientMessage::Approve { tool_use_id, note } => (
                 Method::POST,
-                at(&format!("approvals/{}", path_segment(tool_use_id))),
+                at(&format!("approvals/{}", url_path::segment(tool_use_id))),
                 Some(json!({"approve": true, "note": note})),
             ),
             ClientMessage::Deny { tool_use_id, note } => (
                 Method::POST,
-                at(&format!("approvals/{}", path_segment(tool_use_id))),
+                at(&format!("approvals/{}", url_path::segment(tool_use_id))),
                 Some(json!({"approve": false, "note": note})),
             ),
             ClientMessage::Auth { .. } | ClientMessage::Ping => (Method::GET, at(""), None),
         }
     }
-}
-
-/// `text` as one URL path segment: a client's id cannot reach another
-/// endpoint of the owning host.
-fn path_segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 type Sink = SplitSink<WebSocket, Message>;

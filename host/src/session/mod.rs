@@ -157,6 +157,14 @@ pub struct LiveState {
     pub awaiting_approval: Option<crate::event::ApprovalRequested>,
 }
 
+impl LiveState {
+    /// Holds a desktop nobody uses now (no run, no person), so it gives it
+    /// up when another session needs the room.
+    fn gives_desktop_up(&self) -> bool {
+        self.sandbox.is_some() && self.status != SessionStatus::Running && !self.user_control
+    }
+}
+
 /// A person's answer to an approval request.
 #[derive(Debug, Clone)]
 pub struct Decision {
@@ -434,10 +442,7 @@ impl Sessions {
             .live()
             .iter()
             .filter(|(id, h)| Some(id.as_str()) != except && pick(h))
-            .filter(|(_, h)| {
-                let s = h.state.borrow();
-                s.sandbox.is_some() && s.status != SessionStatus::Running && !s.user_control
-            })
+            .filter(|(_, h)| h.state.borrow().gives_desktop_up())
             .min_by_key(|(_, h)| h.state.borrow().last_active)
             .map(|(_, h)| h.clone());
         if let Some(h) = candidate {
@@ -625,10 +630,7 @@ impl Sessions {
         let idle = self
             .live()
             .values()
-            .filter(|h| {
-                let s = h.state.borrow();
-                s.sandbox.is_some() && s.status != SessionStatus::Running && !s.user_control
-            })
+            .filter(|h| h.state.borrow().gives_desktop_up())
             .count();
         s.warm + s.booting + pool.config().max_running.saturating_sub(s.running) + idle
     }

@@ -81,20 +81,7 @@ impl Bedrock {
     /// The streaming endpoint of `model` (a Bedrock model or inference
     /// profile id; its `:` is escaped as the AWS SDKs do).
     pub fn url(&self, model: &str) -> String {
-        let escaped: String = model
-            .chars()
-            .map(|c| match c {
-                'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '.' | '_' | '~' => c.to_string(),
-                other => {
-                    let mut buf = [0u8; 4];
-                    other
-                        .encode_utf8(&mut buf)
-                        .bytes()
-                        .map(|b| format!("%{b:02X}"))
-                        .collect()
-                }
-            })
-            .collect();
+        let escaped = crate::url_path::segment(model);
         format!("{}/model/{escaped}/invoke-with-response-stream", self.base)
     }
 
