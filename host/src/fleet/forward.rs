@@ -9,10 +9,13 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::Fleet;
 use crate::store::FleetHost;
+
+/// The most of an owner's error answer read back for a WebSocket client.
+const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// Header naming the host that forwarded a request.
 pub const FORWARDED_BY: &str = "agenthost-forwarded-by";
@@ -112,7 +115,16 @@ impl Fleet {
             return Ok(());
         }
         let status = answer.status();
-        let body: serde_json::Value = answer.json().await.unwrap_or_default();
+        // An error body is a small JSON object; read no more than that.
+        let mut body = Vec::new();
+        let mut stream = answer.bytes_stream();
+        while let Some(Ok(chunk)) = stream.next().await {
+            if body.len() + chunk.len() > MAX_ERROR_BODY {
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let field = |name: &str| {
             body["error"][name]
                 .as_str()
