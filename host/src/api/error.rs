@@ -33,6 +33,31 @@ pub struct ApiError {
 #[derive(Clone)]
 struct InternalDetail(Arc<str>);
 
+/// Middleware: a request with a body that is refused (a wrong token, an
+/// upload by a user) may leave that body unread, and then the server
+/// closes the connection after answering. Saying so in the answer keeps
+/// the client from sending its next request down a connection that is
+/// going away (seen as a broken pipe on a reused connection).
+pub async fn close_after_refusal(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::header;
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let mut response = next.run(req).await;
+    if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
 /// Middleware: logs the detail of an internal error, in the request's span.
 pub async fn log_internal_errors(mut response: Response) -> Response {
     if let Some(InternalDetail(detail)) = response.extensions_mut().remove() {

@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use axum::extract::{Multipart, State};
-use axum::handler::Handler as _;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
@@ -19,30 +18,13 @@ use crate::plugins::{parse_capability_list, Capability, InstalledPlugin, Manifes
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/plugins",
-            get(list).post(install.layer(axum::middleware::map_response(close_after_refusal))),
-        )
+        .route("/plugins", get(list).post(install))
         .route("/plugins/{name}", get(read).delete(remove))
         .route("/plugins/{name}/grants", post(grants))
         .route("/plugins/{name}/rollback", post(rollback))
         .route("/plugins/{name}/activate", post(activate))
         .route("/plugins/{name}/logs", get(logs))
         .route("/policies", get(policies))
-}
-
-/// An upload refused before its body was read (a user's token, a bad
-/// form) leaves the rest of the body unread, so the server closes the
-/// connection after answering. Saying so keeps the client from sending its
-/// next request down a connection that is going away.
-async fn close_after_refusal(mut response: axum::response::Response) -> axum::response::Response {
-    if !response.status().is_success() {
-        response.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-    }
-    response
 }
 
 #[derive(Serialize)]
