@@ -8,7 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 IMAGE=${AGENTHOST_SANDBOX_IMAGE:-agenthost-sandbox:latest}
 BASE_LOCAL=agenthost-base:bookworm
-step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 docker info >/dev/null 2>&1 || { echo "error: Docker is not running (scripts/setup.sh starts it)" >&2; exit 1; }
 

@@ -13,6 +13,7 @@ mod fleet_plugins;
 mod grouped;
 mod images;
 mod leases;
+mod migrations;
 mod sessions;
 mod tokens;
 mod usage;
@@ -31,8 +32,6 @@ pub(crate) use sessions::new_id;
 pub use sessions::{micros_to_usd, Session, SessionSettings, SessionStatus, UsageTotals};
 pub use tokens::{TokenInfo, TokenUser, TOKEN_ID_LEN};
 pub use usage::secs_until_tomorrow;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -92,7 +91,9 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        MIGRATOR
+        sqlx::migrate::Migrator::new(migrations::Embedded)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))?
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
