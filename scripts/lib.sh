@@ -5,6 +5,8 @@ PLAYWRIGHT_VERSION=1.65.2
 PYTEST_VERSION=9.2.0
 # The official MCP SDK, the client in the MCP tests.
 MCP_VERSION=2.3.0
+# Checks deploy/kubernetes/ against the Kubernetes schemas without a cluster.
+KUBERNETES_VALIDATE_VERSION=1.37.0
 # Tools we install live outside the checkout so a fresh clone reuses them.
 TOOLS_DIR=${AGENTHOST_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agenthost-tools}
 DIST_DIR=${AGENTHOST_PLUGINS_DIR:-$PWD/dist/plugins}

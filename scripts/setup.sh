@@ -11,8 +11,9 @@
 #   scripts/setup.sh test   what only the tests need besides (test.sh):
 #                           componentize-py and componentize-js, Chromium with
 #                           Playwright, the MCP SDK, docker-registry,
-#                           Prometheus, HAProxy, openssl, and PostgreSQL with
-#                           its test role and database.
+#                           Prometheus, HAProxy, openssl, docker-compose and
+#                           kubernetes-validate (the deployment files' checks),
+#                           and PostgreSQL with its test role and database.
 #
 # Neither builds the sandbox image (sandbox-image/build.sh): start.sh and
 # test.sh run that beside the Rust build. Safe to run repeatedly; a second
@@ -133,6 +134,7 @@ setup_test() {
   command -v openssl >/dev/null || want+=(openssl) # the Vertex AI tests' service-account key
   command -v chromium >/dev/null || want+=(chromium) # the page's tests, driven by Playwright
   command -v docker-registry >/dev/null || want+=(docker-registry) # plugin publishing
+  command -v docker-compose >/dev/null || want+=(docker-compose)   # deploy/compose.yaml's check
   dpkg -s postgresql >/dev/null 2>&1 || want+=(postgresql) # the store's and fleet's tests
   [ ${#want[@]} -eq 0 ] || apt_install "${want[@]}"
   # Prometheus scrapes a host in the metrics test and HAProxy balances the
@@ -155,6 +157,11 @@ setup_test() {
   if ! "$py" -c "import playwright, pytest" 2>/dev/null; then
     step "playwright and pytest into $TOOLS_DIR/venv"
     "$pip" install -q --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION" "pytest==$PYTEST_VERSION"
+  fi
+  # Validates deploy/kubernetes/ against the Kubernetes schemas, offline.
+  if ! [ -x "$TOOLS_DIR/venv/bin/kubernetes-validate" ]; then
+    step "kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $TOOLS_DIR/venv"
+    "$pip" install -q --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
   fi
   # The official MCP SDK, as a real client of /mcp and as the test's MCP server.
   if ! [ "$("$py" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null)" = "$MCP_VERSION" ]; then

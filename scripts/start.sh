@@ -62,7 +62,7 @@ phase 6 $total "agenthost serve"
 server=$!
 trap 'kill -INT $server 2>/dev/null; wait $server' INT TERM
 config=${AGENTHOST_CONFIG:-$data_dir/config.toml}
-listen=${AGENTHOST_LISTEN:-$(sed -nE 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*"([^"]*)".*/\1/p' "$config" 2>/dev/null | head -n1)}
+listen=${AGENTHOST_LISTEN:-$( (sed -nE 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*"([^"]*)".*/\1/p' "$config" 2>/dev/null || true) | head -n1)}
 listen=${listen:-127.0.0.1:8080}
 url="http://$listen"
 until curl -fsS -o /dev/null "$url/readyz" 2>/dev/null; do

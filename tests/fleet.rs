@@ -3,12 +3,13 @@
 //! commands reach the owner, a policy installed through one host runs a
 //! session on another, and a host killed mid-run has its session
 //! adopted by another within the lease time, paused "host lost", then
-//! resumed, and runs on, on a new desktop.
+//! resumed, and runs on, on a new desktop holding its files as the last
+//! snapshot (pushed to a registry) left them.
 
 use std::time::{Duration, Instant};
 
 use agenthost::store::Store;
-use agenthost_tests::fleet::{agenthost_bin, Database, HostProcess};
+use agenthost_tests::fleet::{agenthost_bin, Database, HostProcess, LoadBalancer, Registry};
 use agenthost_tests::server::{call_json, is_status, Ws};
 use serde_json::{json, Value};
 
@@ -57,6 +58,19 @@ async fn fresh_fleet() -> (Database, Store, String, Vec<tempfile::TempDir>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_hosts_share_sessions_and_adopt_a_lost_hosts_run() {
     let (db, store, token, dirs) = fresh_fleet().await;
+    // Snapshots go to a registry every host reaches.
+    let registry_dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(registry_dir.path()).await;
+    for dir in &dirs {
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!(
+                "[snapshots]\nregistry = \"{}/agenthost/snapshots\"\n",
+                registry.addr
+            ),
+        )
+        .unwrap();
+    }
     let mut a = HostProcess::start("host-a", &db.url, dirs[0].path(), &[]).await;
     let b = HostProcess::start("host-b", &db.url, dirs[1].path(), &[]).await;
     let c = HostProcess::start("host-c", &db.url, dirs[2].path(), &[]).await;
@@ -93,11 +107,20 @@ async fn three_hosts_share_sessions_and_adopt_a_lost_hosts_run() {
         "POST",
         &format!("/api/v1/sessions/{id}/messages"),
         &token,
-        Some(json!({"text": "run `echo from-host-c`"})),
+        Some(json!({"text": "run `echo from-host-c | tee /home/agent/marker.txt`"})),
     )
     .await;
     assert_eq!(status, 202, "{sent}");
     frames.extend(ws.until(|f| is_status(f, "idle")).await);
+    // The run's snapshot is in the registry (saved before the run was
+    // reported idle).
+    let snapshots = store.snapshots(&id).await.unwrap();
+    assert!(
+        snapshots
+            .last()
+            .is_some_and(|s| s.location.starts_with(&format!("oci://{}/", registry.addr))),
+        "the snapshot was pushed: {snapshots:?}"
+    );
     let cursor = assert_exactly_once(&frames, 0);
     let result = frames
         .iter()
@@ -208,12 +231,14 @@ async fn three_hosts_share_sessions_and_adopt_a_lost_hosts_run() {
             && f.to_string().contains("Step 1 failed: interrupted")),
         "the resumed run reached the policy: {frames:#?}"
     );
+    // The new desktop holds the files A's last snapshot saved, pulled
+    // from the registry by the adopter.
     let (status, sent) = call(
         &c.url,
         "POST",
         &format!("/api/v1/sessions/{id}/messages"),
         &token,
-        Some(json!({"text": "run `echo finished`"})),
+        Some(json!({"text": "run `cat /home/agent/marker.txt && echo finished`"})),
     )
     .await;
     assert_eq!(status, 202, "{sent}");
@@ -221,7 +246,8 @@ async fn three_hosts_share_sessions_and_adopt_a_lost_hosts_run() {
     assert_exactly_once(&frames, cursor);
     let last_result = frames.iter().rfind(|f| f["kind"] == "tool_result").unwrap();
     assert!(
-        last_result.to_string().contains("finished"),
+        last_result.to_string().contains("from-host-c")
+            && last_result.to_string().contains("finished"),
         "{last_result}"
     );
 
@@ -321,49 +347,9 @@ async fn new_sessions_go_where_there_is_room_and_spread_behind_a_load_balancer()
     assert_eq!(status, 202);
 
     // HAProxy in front of the three, round robin.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let servers: String = hosts
-        .iter()
-        .map(|h| {
-            format!(
-                "  server {} {}\n",
-                h.id,
-                h.url.trim_start_matches("http://")
-            )
-        })
-        .collect();
-    let cfg = dirs[0].path().join("haproxy.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "defaults\n  mode http\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\n\
-             frontend fleet\n  bind 127.0.0.1:{port}\n  default_backend hosts\n\
-             backend hosts\n  balance roundrobin\n{servers}"
-        ),
-    )
-    .unwrap();
-    let _haproxy = tokio::process::Command::new("haproxy")
-        .args(["-db", "-f"])
-        .arg(&cfg)
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("haproxy is installed (scripts/setup.sh installs it)");
-    let lb = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{lb}/healthz"))
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(Instant::now() < deadline, "HAProxy never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let urls: Vec<&str> = hosts.iter().map(|h| h.url.as_str()).collect();
+    let haproxy = LoadBalancer::start(dirs[0].path(), &urls).await;
+    let lb = haproxy.url.clone();
     // A third user, holding none of C's desktops.
     let carol = store
         .create_token("carol", "test", None, false)
@@ -401,6 +387,55 @@ async fn new_sessions_go_where_there_is_room_and_spread_behind_a_load_balancer()
     for host in hosts {
         host.stop().await;
     }
+    store.close().await;
+    db.drop_now().await;
+}
+
+/// A user's caps count their agents running on every host: with one
+/// running on A at a cap of one, a session asked of B is refused; once A's
+/// is deleted, B grants it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn per_user_caps_hold_across_the_fleet() {
+    let (db, store, token, dirs) = fresh_fleet().await;
+    for dir in &dirs[..2] {
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[quotas]\nsandboxes_per_user = 1\n",
+        )
+        .unwrap();
+    }
+    let a = HostProcess::start("host-a", &db.url, dirs[0].path(), &[]).await;
+    let b = HostProcess::start("host-b", &db.url, dirs[1].path(), &[]).await;
+
+    let busy = json!({"message": "run `sleep 300`"});
+    let (status, first) = call(&a.url, "POST", "/api/v1/sessions", &token, Some(busy)).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["host"], "host-a");
+    assert_eq!(first["status"], "running");
+    let (status, refused) = call(&b.url, "POST", "/api/v1/sessions", &token, Some(json!({}))).await;
+    assert_eq!(status, 429, "{refused}");
+    assert_eq!(refused["error"]["code"], "quota_sandboxes", "{refused}");
+    // Another user is not held back by ada's desktop.
+    let other = store.create_token("bo", "test", None, false).await.unwrap();
+    let (status, theirs) = call(&b.url, "POST", "/api/v1/sessions", &other, Some(json!({}))).await;
+    assert_eq!(status, 201, "{theirs}");
+
+    let first_id = first["id"].as_str().unwrap();
+    let (status, _) = call(
+        &a.url,
+        "DELETE",
+        &format!("/api/v1/sessions/{first_id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, second) = call(&b.url, "POST", "/api/v1/sessions", &token, Some(json!({}))).await;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(second["host"], "host-b");
+
+    a.stop().await;
+    b.stop().await;
     store.close().await;
     db.drop_now().await;
 }

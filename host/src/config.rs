@@ -60,6 +60,8 @@ pub struct ServeConfig {
     pub mcp: crate::mcp::McpConfig,
     /// Hosts sharing one PostgreSQL database as a fleet (`[fleet]`).
     pub fleet: crate::fleet::FleetConfig,
+    /// When sessions' desktop files are saved (`[snapshots]`).
+    pub snapshots: crate::session::SnapshotConfig,
     /// Per-policy settings (`[policies.anthropic-policy]`), given to the
     /// policy's steps as JSON.
     pub policies: BTreeMap<String, toml::Table>,
@@ -87,6 +89,7 @@ impl Default for ServeConfig {
             llm: ProvidersConfig::default(),
             mcp: Default::default(),
             fleet: Default::default(),
+            snapshots: Default::default(),
             policies: BTreeMap::new(),
             prices: BTreeMap::new(),
         }

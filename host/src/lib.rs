@@ -36,6 +36,7 @@ pub mod fleet;
 pub mod llm;
 pub mod mcp;
 pub mod metrics;
+pub mod oci;
 pub mod plugins;
 pub mod rfb;
 pub mod sandbox;

@@ -30,6 +30,8 @@ pub enum ServeError {
     Approval(#[from] crate::session::RulesError),
     #[error(transparent)]
     Fleet(#[from] crate::fleet::FleetError),
+    #[error("[snapshots]: {0}")]
+    Snapshots(#[from] crate::session::SnapshotError),
     #[error("cannot create the data directory {path}")]
     DataDir {
         path: std::path::PathBuf,
@@ -157,6 +159,11 @@ impl Server {
             host_id: host_id.into(),
             fleet: fleet.clone(),
             metrics,
+            snapshots: crate::session::Snapshots::new(
+                config.snapshots.clone(),
+                data_dir.join("snapshots"),
+                (u64::from(config.sandbox.home_mb) + 64) << 20,
+            )?,
         }));
         let evictor = config
             .agent

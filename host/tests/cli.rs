@@ -1042,3 +1042,57 @@ fn check_names_wit_drift_under_the_same_version() {
     assert!(err.contains("changed under the same version"), "{err}");
     assert!(!err.contains("crashed"), "{err}");
 }
+
+/// `AGENTHOST_LOG_FORMAT=json` makes every log line one JSON object (for a
+/// log collector); an unknown format is refused with the choices.
+#[test]
+fn logs_are_json_lines_on_request() {
+    use std::io::BufRead;
+    let data = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--warm", "0"])
+        .env("AGENTHOST_LOG", "agenthost=info")
+        .env("AGENTHOST_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("agenthost runs");
+    let lines = std::io::BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut listening = None;
+    for line in lines {
+        let line = line.unwrap();
+        let parsed: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        if parsed["message"] == "listening" {
+            listening = Some(parsed);
+            break;
+        }
+        seen.push(line);
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let listening = listening.unwrap_or_else(|| panic!("no `listening` line in {seen:?}"));
+    assert_eq!(listening["level"], "INFO");
+    assert!(
+        listening["addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{listening}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .args(["token", "list"])
+        .env("AGENTHOST_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("use `text` (the default) or `json`"),
+        "{}",
+        stderr(&out)
+    );
+}

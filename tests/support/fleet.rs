@@ -155,3 +155,110 @@ impl HostProcess {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(60), self.child.wait()).await;
     }
 }
+
+/// Debian's `docker-registry` on a loopback port of its own, its storage in
+/// `dir`: the OCI registry a fleet pushes snapshots to. Stopped on drop.
+pub struct Registry {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    _child: tokio::process::Child,
+}
+
+impl Registry {
+    pub async fn start(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("blobs").display()
+            ),
+        )
+        .unwrap();
+        let mut child = tokio::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("docker-registry is installed (scripts/setup.sh test)");
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let listening = async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("listening on") {
+                    return;
+                }
+            }
+            panic!("docker-registry exited before it listened");
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), listening)
+            .await
+            .expect("docker-registry listens within a minute");
+        // Keep draining its log so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            addr: format!("127.0.0.1:{port}"),
+            _child: child,
+        }
+    }
+}
+
+/// Debian's HAProxy on a loopback port of its own, round robin over
+/// `hosts` (base URLs); its config in `dir`. Stopped on drop.
+pub struct LoadBalancer {
+    pub url: String,
+    _child: tokio::process::Child,
+}
+
+impl LoadBalancer {
+    pub async fn start(dir: &Path, hosts: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let servers: String = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, url)| format!("  server h{i} {}\n", url.trim_start_matches("http://")))
+            .collect();
+        let cfg = dir.join("haproxy.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "defaults\n  mode http\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\n  timeout tunnel 1h\n\
+                 frontend fleet\n  bind 127.0.0.1:{port}\n  default_backend hosts\n\
+                 backend hosts\n  balance roundrobin\n{servers}"
+            ),
+        )
+        .unwrap();
+        let child = tokio::process::Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("haproxy is installed (scripts/setup.sh test installs it)");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while reqwest::get(format!("{url}/healthz"))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+            != 200
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "HAProxy never answered"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Self { url, _child: child }
+    }
+}

@@ -17,7 +17,7 @@ use super::AppState;
 use crate::fleet::forward::{was_forwarded, ForwardError};
 
 /// After `/sessions/{id}/`: what any host answers from the store.
-const SERVED_ANYWHERE: [&str; 4] = ["events", "images", "ws", "export"];
+const SERVED_ANYWHERE: [&str; 5] = ["events", "images", "ws", "export", "snapshots"];
 
 /// The session a request under `/sessions/{id}` is about, unless any host
 /// may serve it.

@@ -25,7 +25,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use error::ApiError;
 
@@ -114,7 +114,14 @@ pub fn router(state: AppState, max_body_bytes: usize, web_dir: Option<&Path>) ->
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::map_response(error::log_internal_errors))
         .layer(axum::middleware::from_fn(error::close_after_refusal))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Internal errors are logged once, with their cause, by
+        // `log_internal_errors`; a 503 from /readyz while the pool fills
+        // (what start.sh polls) or a 429 is an answer, not a failure.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)

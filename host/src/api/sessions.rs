@@ -1,5 +1,6 @@
 //! `/api/v1/sessions`: create, list, read, rename, delete; messages,
-//! pause/resume/cancel, policy switch; the event log by cursor; screenshots.
+//! pause/resume/cancel, policy switch; forks and snapshots; the event log
+//! by cursor; screenshots.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -24,6 +25,8 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/{id}/cancel", post(cancel))
         .route("/sessions/{id}/policy", put(switch_policy))
         .route("/sessions/{id}/approvals/{tool_use_id}", post(decide))
+        .route("/sessions/{id}/fork", post(fork))
+        .route("/sessions/{id}/snapshots", get(snapshots))
         .route("/sessions/{id}/events", get(events))
         .route("/sessions/{id}/images/{sha256}", get(image))
         .route("/sessions/{id}/recordings/{file}", get(recording))
@@ -356,6 +359,73 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
     control(state, user, id, |h| async move { h.cancel().await }).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ForkBody {
+    /// The last event the fork keeps; by default all of them.
+    #[serde(default)]
+    at_seq: Option<i64>,
+    /// The fork's policy; by default the session's.
+    #[serde(default)]
+    policy: Option<String>,
+}
+
+/// A fork as the API answers it: the new session, where it came from, and
+/// the snapshot its desktop starts from (`null`: an empty home).
+#[derive(Serialize)]
+struct ForkView {
+    #[serde(flatten)]
+    session: SessionView,
+    forked_from: crate::store::ForkOrigin,
+    snapshot: Option<crate::store::Snapshot>,
+}
+
+/// `POST /sessions/{id}/fork`: a new session with the history up to
+/// `at_seq` under `policy`, its desktop from the snapshot taken by then.
+async fn fork(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<ForkView>), ApiError> {
+    let body: ForkBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ForkBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?
+    };
+    let (fork, forked_from, snapshot) = state
+        .sessions
+        .fork(&user.id, &id, body.at_seq, body.policy)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ForkView {
+            session: view(fork, None),
+            forked_from,
+            snapshot,
+        }),
+    ))
+}
+
+#[derive(Serialize)]
+struct SnapshotList {
+    snapshots: Vec<crate::store::Snapshot>,
+}
+
+/// `GET /sessions/{id}/snapshots`: the session's saved desktops, oldest
+/// first.
+async fn snapshots(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<Json<SnapshotList>, ApiError> {
+    state.store.session(&user.id, &id).await?;
+    Ok(Json(SnapshotList {
+        snapshots: state.store.snapshots(&id).await?,
+    }))
 }
 
 #[derive(Deserialize)]

@@ -185,8 +185,8 @@ async fn create_session(
         .await
         .with_context(|| format!("cannot reach {base}"))?;
     let status = res.status();
-    let answer: Value =
-        serde_json::from_slice(&super::oci::bounded(res, 1 << 20).await?).unwrap_or(Value::Null);
+    let answer: Value = serde_json::from_slice(&agenthost::oci::bounded(res, 1 << 20).await?)
+        .unwrap_or(Value::Null);
     if !status.is_success() {
         anyhow::bail!(
             "the server refused a new session ({status}): {}",
@@ -263,7 +263,9 @@ async fn forward(up: &Upstream, message: String, out: &mpsc::Sender<String>) -> 
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if !status.is_success() {
-        let body = super::oci::bounded(res, 1 << 20).await.unwrap_or_default();
+        let body = agenthost::oci::bounded(res, 1 << 20)
+            .await
+            .unwrap_or_default();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let why = body["error"]["message"]
             .as_str()
@@ -272,7 +274,7 @@ async fn forward(up: &Upstream, message: String, out: &mpsc::Sender<String>) -> 
         anyhow::bail!("the server refused ({status}): {why}");
     }
     if !is_sse {
-        let body = super::oci::bounded(res, MAX_MESSAGE_BYTES as u64).await?;
+        let body = agenthost::oci::bounded(res, MAX_MESSAGE_BYTES as u64).await?;
         return emit(up, &body, out).await;
     }
     // Server-sent events: each `data:` block is one message.

@@ -202,7 +202,7 @@ async fn pull_component(
     reference: &str,
     manifest: Option<&Path>,
 ) -> anyhow::Result<(Vec<u8>, Option<Manifest>, String)> {
-    let parsed = super::oci::Reference::parse(reference)?;
+    let parsed = agenthost::oci::Reference::parse(reference)?;
     let pulled = super::oci::pull(&parsed).await?;
     check_header(&pulled.component).with_context(|| reference.to_string())?;
     eprintln!("pulled {reference} ({})", pulled.digest);
@@ -418,7 +418,7 @@ pub async fn run(cmd: PluginCommand, data_dir: &Path) -> anyhow::Result<()> {
             reference,
             manifest,
         } => {
-            let reference = super::oci::Reference::parse(&reference)?;
+            let reference = agenthost::oci::Reference::parse(&reference)?;
             let (bytes, manifest, default_name) = read_component(&file, manifest.as_deref())?;
             // What install will see: the component must load, and its
             // manifest travels with it.

@@ -64,7 +64,7 @@ impl Remote {
     /// The API's `{"error": {...}}` message, or the status.
     async fn answer(&self, response: reqwest::Response) -> anyhow::Result<Value> {
         let status = response.status();
-        let bytes = super::oci::bounded(response, MAX_ANSWER_BYTES as u64).await?;
+        let bytes = agenthost::oci::bounded(response, MAX_ANSWER_BYTES as u64).await?;
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(body);

@@ -236,6 +236,34 @@ impl Fleet {
         }
     }
 
+    /// What `user` holds on the other live hosts: (desktops, running
+    /// agents). If the database cannot say, nothing: a user is not
+    /// refused for the fleet's trouble (each host's own cap still holds).
+    pub async fn held_elsewhere(&self, user: &str) -> (usize, usize) {
+        match self
+            .store
+            .held_elsewhere(user, &self.host_id, self.ttl_ms())
+            .await
+        {
+            Ok((sandboxes, runs)) => (sandboxes.max(0) as usize, runs.max(0) as usize),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read what the user holds on other hosts");
+                (0, 0)
+            }
+        }
+    }
+
+    /// Publishes what each user holds on this host.
+    pub async fn publish_holdings(&self, quotas: &crate::session::Quotas) {
+        if let Err(e) = self
+            .store
+            .publish_holdings(&self.host_id, &quotas.holdings())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot publish what users hold on this host");
+        }
+    }
+
     /// The host to start a new session on when this one has no desktop
     /// free: the live one with the most, if any has one.
     pub async fn place(&self) -> Result<Option<FleetHost>, StoreError> {
@@ -259,6 +287,7 @@ impl Fleet {
         let weak = Arc::downgrade(sessions);
         vec![
             tokio::spawn(keep_leases(self.clone(), weak.clone())),
+            tokio::spawn(publish_holdings(self.clone(), weak.clone())),
             tokio::spawn(adopt_orphans(self.clone(), weak)),
             tokio::spawn(follow::listen(
                 self.database_url.clone(),
@@ -270,6 +299,20 @@ impl Fleet {
                 sessions.shared().registry.clone(),
             )),
         ]
+    }
+}
+
+/// Publishes what users hold here whenever a permit is taken or given
+/// back (coalesced: one publication covers every change before it).
+async fn publish_holdings(fleet: Arc<Fleet>, sessions: Weak<Sessions>) {
+    loop {
+        let Some(strong) = sessions.upgrade() else {
+            return;
+        };
+        let shared = strong.shared().clone();
+        drop(strong);
+        shared.quotas.changed().notified().await;
+        fleet.publish_holdings(&shared.quotas).await;
     }
 }
 

@@ -20,6 +20,10 @@ pub enum SandboxError {
     Docker(String),
     #[error("sandbox network: {0}")]
     Network(String),
+    #[error("snapshot: {0}")]
+    Snapshot(String),
+    #[error("snapshot file: {0}")]
+    SnapshotFile(#[from] std::io::Error),
 }
 
 impl From<bollard::errors::Error> for SandboxError {

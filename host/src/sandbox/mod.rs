@@ -5,6 +5,7 @@
 //! * [`exec`]: the client of our exec service in the image: shell and files.
 //! * [`computer`]: the `computer` interface over our RFB client.
 //! * [`pool`]: sandboxes booted and connected ahead of time.
+//! * [`snapshot`]: a sandbox's files (its home) saved and put back.
 
 mod activity;
 mod computer;
@@ -13,6 +14,7 @@ mod error;
 mod exec;
 mod network;
 mod pool;
+mod snapshot;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -28,7 +28,7 @@ use crate::event::{
 use crate::plugins::bindings::current::types::ToolUse;
 use crate::plugins::PolicyInstance;
 use crate::sandbox::{Sandbox, SandboxError};
-use crate::store::{Session, SessionSettings, SessionStatus};
+use crate::store::{Session, SessionSettings, SessionStatus, Snapshot};
 
 /// Title given from the first message, in characters.
 const TITLE_CHARS: usize = 60;
@@ -166,14 +166,13 @@ impl Actor {
                         break;
                     }
                     if task.is_none() {
-                        self.run_permit = None;
+                        self.give_run_permit_back().await;
                     }
                     // A long command (a desktop booting) is activity too.
                     self.state.send_modify(|s| s.last_active = std::time::Instant::now());
                 }
                 end = async { task.as_mut().expect("guarded").await }, if task.is_some() => {
                     task = None;
-                    self.run_permit = None;
                     self.state.send_modify(|s| s.last_active = std::time::Instant::now());
                     match end {
                         Ok((policy, end)) => {
@@ -181,6 +180,7 @@ impl Actor {
                             self.run_ended(end).await;
                         }
                         Err(e) => {
+                            self.give_run_permit_back().await;
                             self.set_policy(None);
                             self.fail("internal", &format!("the agent loop stopped unexpectedly: {e}")).await;
                         }
@@ -260,6 +260,9 @@ impl Actor {
             Command::External(call, via, reply) => {
                 let _ = reply.send(self.external_call(call, via, task.is_some()).await);
             }
+            Command::Snapshot(reply) => {
+                let _ = reply.send(self.take_snapshot().await);
+            }
             Command::ReleaseSandbox(reply) => {
                 let result = if task.is_some() || self.state.borrow().user_control || self.busy() {
                     Err(SessionError::InvalidState(
@@ -320,6 +323,7 @@ impl Actor {
                 if let Some(dir) = self.shared.recordings_of(&self.session.id) {
                     let _ = tokio::fs::remove_dir_all(dir).await;
                 }
+                self.run_permit = None;
                 self.release_sandbox().await;
                 let result = self
                     .shared
@@ -477,7 +481,12 @@ impl Actor {
                 });
             }
         }
-        let permit = self.shared.quotas.run(&self.session.user_id)?;
+        let running_elsewhere = self.running_elsewhere().await;
+        let permit = self
+            .shared
+            .quotas
+            .run(&self.session.user_id, running_elsewhere)?;
+        self.publish_holdings().await;
         self.ensure_sandbox().await?;
         Ok(permit)
     }
@@ -617,11 +626,65 @@ impl Actor {
         if let Some(name) = self.control.take_switch() {
             self.apply_switch(&name).await;
         }
+        self.give_run_permit_back().await;
+        // Saved before the run is reported over, so whoever sees the
+        // session idle can fork it from there.
+        if self.shared.snapshots.config.after_run {
+            if let Err(e) = self.take_snapshot().await {
+                tracing::warn!(session = %self.session.id, error = %e, "cannot save the desktop's files");
+            }
+        }
         match end {
             RunEnd::Replied => self.set_status(SessionStatus::Idle, "").await,
             RunEnd::Finished => self.set_status(SessionStatus::Finished, "").await,
             RunEnd::Paused(reason) => self.set_status(SessionStatus::Paused, &reason).await,
             RunEnd::Failed => self.set_status(SessionStatus::Error, "").await,
+        }
+    }
+
+    /// Saves the desktop's files as the snapshot after the session's last
+    /// event; `None` without a live desktop.
+    async fn take_snapshot(&mut self) -> Result<Option<Snapshot>, SessionError> {
+        let Some(sandbox) = self.sandbox.as_ref().filter(|s| s.is_alive()) else {
+            return Ok(None);
+        };
+        self.log.settle().await;
+        let store = &self.shared.store;
+        let seq = store.session_by_id(&self.session.id).await?.last_seq;
+        let snapshot = self
+            .shared
+            .snapshots
+            .take(store, &self.session.id, seq, sandbox)
+            .await
+            .map_err(|e| SessionError::InvalidState(format!("cannot save the desktop: {e}")))?;
+        Ok(Some(snapshot))
+    }
+
+    /// Unpacks the snapshot a fork starts from into its new desktop (once).
+    async fn restore_snapshot(&self, sandbox: &Sandbox) {
+        let store = &self.shared.store;
+        let location = match store.restore_from(&self.session.id).await {
+            Ok(Some(location)) => location,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(session = %self.session.id, error = %e, "cannot read the snapshot to restore");
+                return;
+            }
+        };
+        let snapshots = &self.shared.snapshots;
+        let restored = match snapshots.local_copy(&self.session.id, &location).await {
+            Ok(path) => sandbox.restore_home(&path).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = restored {
+            self.event_error(
+                "snapshot_unavailable",
+                &format!("the desktop starts without the files of its snapshot: {e}"),
+            )
+            .await;
+        }
+        if let Err(e) = store.set_restore_from(&self.session.id, None).await {
+            tracing::error!(session = %self.session.id, error = %e, "cannot clear the snapshot to restore");
         }
     }
 
@@ -633,6 +696,7 @@ impl Actor {
         if let Ok((policy, _)) = task.await {
             self.set_policy(policy);
         }
+        self.give_run_permit_back().await;
         self.stop_recording().await;
         // Appends the run began finish first, so the log read below holds
         // every tool call and result it will ever have.
@@ -687,7 +751,26 @@ impl Actor {
             ("interrupted: the host restarted", "host restarted")
         };
         self.close_open_calls(interrupted).await;
+        self.restore_last_snapshot().await;
         self.set_status(SessionStatus::Paused, reason).await;
+    }
+
+    /// After a lost host or a restart, the session's next desktop starts
+    /// from its newest snapshot (its files as the last run left them).
+    async fn restore_last_snapshot(&self) {
+        let store = &self.shared.store;
+        let result = match store.snapshot_at(&self.session.id, i64::MAX).await {
+            Ok(Some(last)) => {
+                store
+                    .set_restore_from(&self.session.id, Some(&last.location))
+                    .await
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::error!(session = %self.session.id, error = %e, "cannot find the session's last snapshot");
+        }
     }
 
     async fn switch_policy(&mut self, name: String, running: bool) -> Result<(), SessionError> {
@@ -866,9 +949,17 @@ impl Actor {
             };
             self.event_error("sandbox_replaced", &message).await;
         }
-        let permit = self.shared.quotas.sandbox(&self.session.user_id)?;
+        // Desktops elsewhere count when an agent uses them: an idle one is
+        // given back by its host to whoever needs the room there.
+        let running_elsewhere = self.running_elsewhere().await;
+        let permit = self
+            .shared
+            .quotas
+            .sandbox(&self.session.user_id, running_elsewhere)?;
+        self.publish_holdings().await;
         match pool.claim().await {
             Ok(sandbox) => {
+                self.restore_snapshot(&sandbox).await;
                 let (name, vnc) = (sandbox.name.clone(), sandbox.vnc_target());
                 self.sandbox = Some(sandbox);
                 self.sandbox_permit = Some(permit);
@@ -891,12 +982,42 @@ impl Actor {
         }
     }
 
+    /// The session's user's agents running on the fleet's other hosts;
+    /// none outside a fleet.
+    async fn running_elsewhere(&self) -> usize {
+        match &self.shared.fleet {
+            Some(fleet) => fleet.held_elsewhere(&self.session.user_id).await.1,
+            None => 0,
+        }
+    }
+
+    /// Publishes this host's holdings at once when a permit is taken or
+    /// given back, before the caller hears of it: the user's next request,
+    /// to another host, counts the change (other changes are published in
+    /// the background).
+    async fn publish_holdings(&self) {
+        if let Some(fleet) = &self.shared.fleet {
+            fleet.publish_holdings(&self.shared.quotas).await;
+        }
+    }
+
+    /// The run is over: its permit goes back, published in a fleet.
+    async fn give_run_permit_back(&mut self) {
+        if self.run_permit.take().is_some() {
+            self.publish_holdings().await;
+        }
+    }
+
     async fn release_sandbox(&mut self) {
         self.close_mcp().await;
         if let (Some(sandbox), Some(pool)) = (self.sandbox.take(), self.shared.pool.clone()) {
             pool.release(sandbox).await;
         }
-        self.sandbox_permit = None;
+        if self.sandbox_permit.take().is_some() {
+            // Given back before the caller hears of it, so the user's next
+            // request to another host finds the desktop free.
+            self.publish_holdings().await;
+        }
         self.state.send_modify(|s| {
             s.sandbox = None;
             s.vnc = None;

@@ -16,6 +16,7 @@ mod loop_guard;
 mod quota;
 mod recording;
 mod run;
+mod snapshots;
 mod switch;
 mod tool_call;
 
@@ -30,6 +31,7 @@ pub use hub::{Frame, Hub};
 pub use log::EventLog;
 pub use quota::{Permit, Quotas};
 pub use recording::{Recorder, Recording, RecordingConfig, RecordingError};
+pub use snapshots::{SnapshotConfig, SnapshotError, Snapshots};
 
 use crate::config::AgentConfig;
 use crate::event::Event;
@@ -37,7 +39,9 @@ use crate::llm::Providers;
 use crate::plugins::bindings::current::types::ToolUse;
 use crate::plugins::{Registry, RegistryError};
 use crate::sandbox::WarmPool;
-use crate::store::{Session, SessionSettings, SessionStatus, Store, StoreError};
+use crate::store::{
+    ForkOrigin, Session, SessionSettings, SessionStatus, Snapshot, Store, StoreError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -87,6 +91,15 @@ impl From<StoreError> for SessionError {
 }
 
 /// That `name` is an installed policy, as the error a client should see.
+/// "TITLE (fork at N)", within the API's title bound.
+fn fork_title(title: &str, at: i64) -> String {
+    let base: String = if title.is_empty() { "session" } else { title }
+        .chars()
+        .take(160)
+        .collect();
+    format!("{base} (fork at {at})")
+}
+
 fn check_policy(registry: &Registry, name: &str) -> Result<(), SessionError> {
     match registry.policy(name) {
         Ok(_) => Ok(()),
@@ -126,6 +139,8 @@ pub struct Shared {
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where and when desktop files are saved (`[snapshots]`).
+    pub snapshots: Snapshots,
 }
 
 impl Shared {
@@ -192,6 +207,9 @@ pub(crate) enum Command {
         String,
         oneshot::Sender<Result<ExternalCall, SessionError>>,
     ),
+    /// Save the desktop's files now (a fork of the session as it is);
+    /// `None` when the session has no desktop.
+    Snapshot(oneshot::Sender<Result<Option<Snapshot>, SessionError>>),
     /// Give the sandbox back (another session needs the room); refused
     /// while a run or a person uses it.
     ReleaseSandbox(oneshot::Sender<Result<(), SessionError>>),
@@ -280,6 +298,11 @@ impl SessionHandle {
 
     pub fn live(&self) -> LiveState {
         self.state.borrow().clone()
+    }
+
+    /// Saves the desktop's files now; `None` if the session has none.
+    pub async fn snapshot(&self) -> Result<Option<Snapshot>, SessionError> {
+        self.call(Command::Snapshot).await
     }
 
     /// Stores `call` as the session's next tool call, marked as asked for
@@ -504,6 +527,104 @@ impl Sessions {
         Ok(handle)
     }
 
+    /// A new session of the user's with session `id`'s history up to event
+    /// `at_seq` (by default, all of it), under `policy` (by default the
+    /// same), whose first desktop starts from the newest snapshot taken by
+    /// then. Forking the session as it is now (no `at_seq`) while it has a
+    /// desktop here saves one first. The fork is stored paused: resuming
+    /// it continues the task from that point.
+    pub async fn fork(
+        &self,
+        user: &str,
+        id: &str,
+        at_seq: Option<i64>,
+        policy: Option<String>,
+    ) -> Result<(Session, ForkOrigin, Option<Snapshot>), SessionError> {
+        if self.closing() {
+            return Err(SessionError::ShuttingDown);
+        }
+        let store = &self.shared.store;
+        let source = store.session(user, id).await?;
+        let policy = policy.unwrap_or_else(|| source.policy.clone());
+        check_policy(&self.shared.registry, &policy)?;
+        let mut fresh = None;
+        if at_seq.is_none() {
+            if let Some(handle) = self.running(id) {
+                fresh = handle.snapshot().await?;
+            }
+        }
+        // Events appended since the snapshot (its own seq is the last one
+        // it saw) are part of the fork only when asked for by number.
+        let last = store.session(user, id).await?.last_seq;
+        let at = match (at_seq, &fresh) {
+            (Some(n), _) if n < 1 || n > last => {
+                return Err(SessionError::InvalidInput(format!(
+                    "at_seq must be between 1 and {last}, the session's last event"
+                )))
+            }
+            (Some(n), _) => n,
+            (None, Some(snapshot)) => snapshot.seq,
+            (None, None) => last,
+        };
+        if at < 1 {
+            return Err(SessionError::InvalidState(
+                "the session has no events to fork from".into(),
+            ));
+        }
+        let snapshot = match fresh {
+            Some(s) => Some(s),
+            None => store.snapshot_at(id, at).await?,
+        };
+        let title = fork_title(&source.title, at);
+        let fork = store.fork_session(&source, at, &policy, &title).await?;
+        // Calls the cut left open get their outcome, so the history reads
+        // whole for the fork's policy.
+        let events = store.all_events_after(&fork.id, 0).await?;
+        let cut = format!("not run in this fork: it was cut at event {at}");
+        for id in history::unanswered_approvals(&events) {
+            let withdrawn =
+                crate::event::EventBody::ApprovalDecided(crate::event::ApprovalDecided {
+                    tool_use_id: id,
+                    outcome: crate::event::ApprovalOutcome::Withdrawn,
+                    note: cut.clone(),
+                });
+            store
+                .append_event(&fork.id, crate::event::Source::Host, withdrawn)
+                .await?;
+        }
+        for (id, name) in history::unanswered_calls(&events) {
+            let result = crate::event::EventBody::not_run(id, name, cut.clone());
+            store
+                .append_event(&fork.id, crate::event::Source::Host, result)
+                .await?;
+        }
+        let reason = format!("forked from {} at event {at}", source.id);
+        store
+            .append_event(
+                &fork.id,
+                crate::event::Source::Host,
+                crate::event::EventBody::state_changed(SessionStatus::Paused, reason),
+            )
+            .await?;
+        if let Some(snapshot) = &snapshot {
+            if let Err(e) = self
+                .shared
+                .snapshots
+                .start_from(store, snapshot, &fork.id)
+                .await
+            {
+                // The fork still has its history; its desktop starts empty.
+                tracing::warn!(fork = %fork.id, error = %e, "cannot give the fork its snapshot");
+            }
+        }
+        let fork = store.session(user, &fork.id).await?;
+        let origin = ForkOrigin {
+            session_id: source.id,
+            seq: at,
+        };
+        Ok((fork, origin, snapshot))
+    }
+
     pub async fn delete(&self, user: &str, id: &str) -> Result<(), SessionError> {
         let (_, handle) = self.open(user, id).await?;
         let result = match handle.call(Command::Delete).await {
@@ -515,6 +636,9 @@ impl Sessions {
             result => result,
         };
         self.live().remove(id);
+        if result.is_ok() {
+            self.shared.snapshots.remove_session(id).await;
+        }
         result
     }
 

@@ -1,10 +1,14 @@
 //! Per-user fair use: how many sandboxes and running agents each user
 //! holds right now. A permit is taken before a sandbox is claimed or a run
 //! starts and given back when it is dropped, so the counts can never drift
-//! from what actually exists.
+//! from what actually exists. In a fleet a host also counts what the user
+//! holds on the other hosts (each publishes its own counts; see
+//! [`Quotas::holdings`] and [`Quotas::changed`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 
 use super::SessionError;
 use crate::config::UserCaps;
@@ -20,12 +24,14 @@ type Held = Arc<Mutex<HashMap<(String, Kind), usize>>>;
 pub struct Quotas {
     caps: UserCaps,
     held: Held,
+    changed: Arc<Notify>,
 }
 
 /// One unit of a user's allowance, returned on drop.
 pub struct Permit {
     key: (String, Kind),
     held: Held,
+    changed: Arc<Notify>,
 }
 
 impl Drop for Permit {
@@ -37,6 +43,7 @@ impl Drop for Permit {
                 held.remove(&self.key);
             }
         }
+        self.changed.notify_one();
     }
 }
 
@@ -45,6 +52,7 @@ impl Quotas {
         Self {
             caps,
             held: Arc::default(),
+            changed: Arc::default(),
         }
     }
 
@@ -52,11 +60,41 @@ impl Quotas {
         self.caps
     }
 
-    fn take(&self, user: &str, kind: Kind, cap: usize) -> Result<Permit, SessionError> {
+    /// Signalled when a permit is taken or given back (a fleet host then
+    /// publishes its counts). One signal is kept if nobody waits.
+    pub fn changed(&self) -> &Notify {
+        &self.changed
+    }
+
+    /// What each user holds here: `(user, desktops, running agents)`.
+    pub fn holdings(&self) -> Vec<(String, i64, i64)> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut by_user: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
+        for ((user, kind), n) in held.iter() {
+            let entry = by_user.entry(user.as_str()).or_default();
+            match kind {
+                Kind::Sandbox => entry.0 += *n as i64,
+                Kind::Run => entry.1 += *n as i64,
+            }
+        }
+        by_user
+            .into_iter()
+            .map(|(user, (s, r))| (user.to_string(), s, r))
+            .collect()
+    }
+
+    /// `elsewhere`: what the user holds on other hosts of the fleet.
+    fn take(
+        &self,
+        user: &str,
+        kind: Kind,
+        cap: usize,
+        elsewhere: usize,
+    ) -> Result<Permit, SessionError> {
         let key = (user.to_string(), kind);
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let n = held.entry(key.clone()).or_default();
-        if *n >= cap {
+        if *n + elsewhere >= cap {
             return Err(match kind {
                 Kind::Sandbox => SessionError::Quota {
                     code: "quota_sandboxes",
@@ -75,20 +113,24 @@ impl Quotas {
             });
         }
         *n += 1;
+        self.changed.notify_one();
         Ok(Permit {
             key,
             held: self.held.clone(),
+            changed: self.changed.clone(),
         })
     }
 
-    /// A permit to hold one more sandbox.
-    pub fn sandbox(&self, user: &str) -> Result<Permit, SessionError> {
-        self.take(user, Kind::Sandbox, self.caps.sandboxes)
+    /// A permit to hold one more sandbox, the user using `elsewhere` on
+    /// the fleet's other hosts.
+    pub fn sandbox(&self, user: &str, elsewhere: usize) -> Result<Permit, SessionError> {
+        self.take(user, Kind::Sandbox, self.caps.sandboxes, elsewhere)
     }
 
-    /// A permit to run one more agent.
-    pub fn run(&self, user: &str) -> Result<Permit, SessionError> {
-        self.take(user, Kind::Run, self.caps.running)
+    /// A permit to run one more agent, the user running `elsewhere` on
+    /// the fleet's other hosts.
+    pub fn run(&self, user: &str, elsewhere: usize) -> Result<Permit, SessionError> {
+        self.take(user, Kind::Run, self.caps.running, elsewhere)
     }
 
     /// Sandboxes the user holds now.
@@ -111,16 +153,22 @@ mod tests {
             running: 1,
             tokens_per_day: 0,
         });
-        let a = q.sandbox("alice").unwrap();
-        let _b = q.sandbox("alice").unwrap();
-        assert!(q.sandbox("alice").is_err());
-        let _c = q.sandbox("bob").unwrap();
+        let a = q.sandbox("alice", 0).unwrap();
+        let _b = q.sandbox("alice", 0).unwrap();
+        assert!(q.sandbox("alice", 0).is_err());
+        let _c = q.sandbox("bob", 0).unwrap();
         drop(a);
         assert_eq!(q.sandboxes_held("alice"), 1);
-        let _d = q.sandbox("alice").unwrap();
-        let _r = q.run("alice").unwrap();
+        // What bob holds on other hosts counts against his cap.
+        assert!(q.sandbox("bob", 1).is_err());
+        let _d = q.sandbox("alice", 0).unwrap();
+        let _r = q.run("alice", 0).unwrap();
+        assert_eq!(
+            q.holdings(),
+            [("alice".to_string(), 2, 1), ("bob".to_string(), 1, 0)]
+        );
         assert!(matches!(
-            q.run("alice"),
+            q.run("alice", 0),
             Err(SessionError::Quota {
                 code: "quota_running",
                 ..

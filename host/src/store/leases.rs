@@ -46,6 +46,52 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces what this host publishes that each user holds on it:
+    /// `(user, desktops, running agents)`.
+    pub async fn publish_holdings(
+        &self,
+        host_id: &str,
+        holdings: &[(String, i64, i64)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM fleet_holdings WHERE host_id = $1")
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await?;
+        for (user, sandboxes, runs) in holdings {
+            sqlx::query(
+                "INSERT INTO fleet_holdings (host_id, user_id, sandboxes, runs) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(host_id)
+            .bind(user)
+            .bind(sandboxes)
+            .bind(runs)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// What `user` holds on the live hosts other than `except`:
+    /// `(desktops, running agents)`. Live: seen within `within_ms`.
+    pub async fn held_elsewhere(
+        &self,
+        user: &str,
+        except: &str,
+        within_ms: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT CAST(COALESCE(SUM(h.sandboxes), 0) AS BIGINT) AS sandboxes,                     CAST(COALESCE(SUM(h.runs), 0) AS BIGINT) AS runs              FROM fleet_holdings h JOIN fleet_hosts f ON f.id = h.host_id              WHERE h.user_id = $1 AND h.host_id <> $2 AND f.seen_at >= {NOW_MS} - $3"
+        ))
+        .bind(user)
+        .bind(except)
+        .bind(within_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("sandboxes")?, row.try_get("runs")?))
+    }
+
     /// The live host other than `except` with the most free desktops, if
     /// any has one. Live: seen within `within_ms`.
     pub async fn roomiest_host(

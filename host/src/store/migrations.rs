@@ -52,6 +52,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fleet capacity",
         include_str!("../../migrations/0008_fleet_capacity.sql"),
     ),
+    (
+        9,
+        "snapshots",
+        include_str!("../../migrations/0009_snapshots.sql"),
+    ),
+    (
+        10,
+        "fleet holdings",
+        include_str!("../../migrations/0010_fleet_holdings.sql"),
+    ),
 ];
 
 /// The migrations above, for `Migrator::new`.

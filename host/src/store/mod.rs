@@ -15,6 +15,7 @@ mod images;
 mod leases;
 mod migrations;
 mod sessions;
+mod snapshots;
 mod tokens;
 mod usage;
 
@@ -30,6 +31,7 @@ pub use images::StoredImage;
 pub use leases::FleetHost;
 pub(crate) use sessions::new_id;
 pub use sessions::{micros_to_usd, Session, SessionSettings, SessionStatus, UsageTotals};
+pub use snapshots::{ForkOrigin, Snapshot};
 pub use tokens::{TokenInfo, TokenUser, TOKEN_ID_LEN};
 pub use usage::secs_until_tomorrow;
 

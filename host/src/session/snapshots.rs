@@ -1,0 +1,250 @@
+//! When a session's desktop files are saved, and where: after each run
+//! (configurable), and when a fork asks for the session as it is now. A
+//! snapshot is the sandbox's home as a tar archive (see
+//! [`crate::sandbox::Sandbox::save_home`]) in the host's data directory,
+//! recorded in the store after the event it follows, so a fork at event N
+//! starts its desktop from the newest snapshot taken by then.
+//!
+//! In a fleet the archive must outlive the host that took it: with a
+//! registry configured each snapshot is also pushed there as an OCI
+//! artifact (one `tar` layer), and the store records its reference, so a
+//! host adopting a lost host's session pulls it and resumes on it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::oci::{self, OciError, Reference, MANIFEST_MEDIA_TYPE};
+use crate::sandbox::Sandbox;
+use crate::store::{now_ms, Snapshot, Store};
+
+const ARTIFACT_TYPE: &str = "application/vnd.agenthost.snapshot.v1";
+const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
+/// The OCI "empty" config: artifacts that need none point at `{}`.
+const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+
+/// `[snapshots]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Save the desktop's files each time a run ends.
+    pub after_run: bool,
+    /// Snapshots kept per session (the oldest go first).
+    pub keep: usize,
+    /// Push snapshots to this OCI repository (`HOST[:PORT]/REPO`), so any
+    /// host of a fleet can resume a session on its last one.
+    pub registry: Option<String>,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            after_run: true,
+            keep: 10,
+            registry: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("the snapshot registry: {0}")]
+    Registry(#[from] OciError),
+    #[error("snapshot directory: {0}")]
+    Dir(#[from] std::io::Error),
+}
+
+/// Takes, records, pushes and fetches snapshots.
+#[derive(Clone)]
+pub struct Snapshots {
+    pub config: SnapshotConfig,
+    dir: PathBuf,
+    /// The largest archive accepted from a sandbox or a registry.
+    max_bytes: u64,
+    registry: Option<(Reference, oci::Client)>,
+}
+
+impl Snapshots {
+    /// Snapshots kept under `dir`; `max_bytes` bounds each archive.
+    pub fn new(
+        config: SnapshotConfig,
+        dir: PathBuf,
+        max_bytes: u64,
+    ) -> Result<Self, SnapshotError> {
+        let registry = match &config.registry {
+            Some(repo) => Some((Reference::repository(repo)?, oci::Client::new()?)),
+            None => None,
+        };
+        Ok(Self {
+            config,
+            dir,
+            max_bytes,
+            registry,
+        })
+    }
+
+    /// A session's directory. Session ids are made by the store from
+    /// letters and digits, so the path stays inside.
+    fn session_dir(&self, session_id: &str) -> PathBuf {
+        self.dir.join(session_id)
+    }
+
+    fn file_of(&self, session_id: &str, seq: i64) -> PathBuf {
+        self.session_dir(session_id).join(format!("{seq}.tar"))
+    }
+
+    /// Saves `sandbox`'s files as the session's snapshot after event `seq`
+    /// (pushed to the registry if there is one) and forgets the oldest
+    /// beyond `keep`.
+    pub async fn take(
+        &self,
+        store: &Store,
+        session_id: &str,
+        seq: i64,
+        sandbox: &Sandbox,
+    ) -> Result<Snapshot, SnapshotError> {
+        tokio::fs::create_dir_all(self.session_dir(session_id)).await?;
+        let path = self.file_of(session_id, seq);
+        let bytes = sandbox.save_home(&path).await?;
+        let location = match &self.registry {
+            Some((repo, client)) => push(repo, client, session_id, seq, &path).await?,
+            None => path.display().to_string(),
+        };
+        let snapshot = Snapshot {
+            session_id: session_id.to_string(),
+            seq,
+            location,
+            bytes: bytes as i64,
+            created_ms: now_ms(),
+        };
+        store.add_snapshot(&snapshot).await?;
+        for old in store
+            .prune_snapshots(session_id, self.config.keep.max(1))
+            .await?
+        {
+            // Forks starting from it hold links of their own.
+            let _ = tokio::fs::remove_file(self.file_of(session_id, old.seq)).await;
+        }
+        Ok(snapshot)
+    }
+
+    /// Puts `snapshot`'s archive at `to`: a link to this host's copy if it
+    /// has one, else a copy pulled from the registry.
+    async fn fetch(&self, snapshot: &Snapshot, to: &Path) -> Result<(), SnapshotError> {
+        let local = self.file_of(&snapshot.session_id, snapshot.seq);
+        let local = if local.is_file() {
+            Some(local)
+        } else if !snapshot.location.starts_with("oci://") {
+            Some(PathBuf::from(&snapshot.location))
+        } else {
+            None
+        };
+        match local {
+            Some(local) => {
+                if tokio::fs::hard_link(&local, to).await.is_err() {
+                    tokio::fs::copy(&local, to).await?;
+                }
+            }
+            None => self.pull(&snapshot.location, to).await?,
+        }
+        Ok(())
+    }
+
+    async fn pull(&self, location: &str, to: &Path) -> Result<(), SnapshotError> {
+        let reference = Reference::parse(location)?;
+        let client = match &self.registry {
+            Some((_, client)) => client.clone(),
+            None => oci::Client::new()?,
+        };
+        let (manifest, _) = client.manifest(&reference).await?;
+        let layer = manifest["layers"]
+            .as_array()
+            .and_then(|layers| layers.iter().find(|l| l["mediaType"] == LAYER_MEDIA_TYPE))
+            .and_then(|l| l["digest"].as_str())
+            .ok_or_else(|| OciError::Malformed(format!("{location} is not a snapshot")))?
+            .to_string();
+        client
+            .blob_to_file(&reference, &layer, self.max_bytes, to)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives session `target` its own copy of `snapshot` (a fork's, which
+    /// outlives the original's pruning; or an adopted session's, pulled
+    /// from the registry) as the snapshot its next desktop starts from.
+    pub async fn start_from(
+        &self,
+        store: &Store,
+        snapshot: &Snapshot,
+        target: &str,
+    ) -> Result<(), SnapshotError> {
+        tokio::fs::create_dir_all(self.session_dir(target)).await?;
+        let path = self
+            .session_dir(target)
+            .join(format!("from-{}-{}.tar", snapshot.session_id, snapshot.seq));
+        if !path.is_file() {
+            self.fetch(snapshot, &path).await?;
+        }
+        store
+            .set_restore_from(target, Some(&path.display().to_string()))
+            .await?;
+        Ok(())
+    }
+
+    /// A file holding the archive at `location` for session `session_id`
+    /// to restore: the path itself, or a copy pulled from the registry.
+    pub async fn local_copy(
+        &self,
+        session_id: &str,
+        location: &str,
+    ) -> Result<PathBuf, SnapshotError> {
+        if !location.starts_with("oci://") {
+            return Ok(PathBuf::from(location));
+        }
+        tokio::fs::create_dir_all(self.session_dir(session_id)).await?;
+        let path = self.session_dir(session_id).join("pulled.tar");
+        self.pull(location, &path).await?;
+        Ok(path)
+    }
+
+    /// Removes a deleted session's archives (those pushed to a registry
+    /// stay there; the registry's own retention applies).
+    pub async fn remove_session(&self, session_id: &str) {
+        let _ = tokio::fs::remove_dir_all(self.session_dir(session_id)).await;
+    }
+}
+
+/// Pushes an archive as an OCI artifact tagged `SESSION-SEQ`; returns its
+/// pinned reference.
+async fn push(
+    repo: &Reference,
+    client: &oci::Client,
+    session_id: &str,
+    seq: i64,
+    path: &Path,
+) -> Result<String, OciError> {
+    let (layer, size) = client.push_blob_file(repo, path).await?;
+    let empty = b"{}".to_vec();
+    let config = client.push_blob(repo, empty).await?;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "artifactType": ARTIFACT_TYPE,
+        "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": config, "size": 2},
+        "layers": [{"mediaType": LAYER_MEDIA_TYPE, "digest": layer, "size": size}],
+        "annotations": {
+            "dev.agenthost.session": session_id,
+            "dev.agenthost.seq": seq.to_string(),
+        },
+    }))
+    .map_err(|e| OciError::Malformed(e.to_string()))?;
+    let digest = client
+        .put_manifest(repo, &format!("{session_id}-{seq}"), manifest)
+        .await?;
+    Ok(repo.at_digest(&digest).to_uri())
+}
