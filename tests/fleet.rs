@@ -42,6 +42,28 @@ fn assert_exactly_once(frames: &[Value], after: i64) -> i64 {
     *seqs.last().unwrap_or(&after)
 }
 
+/// The first message a live-view WebSocket at `base` + `path` receives.
+async fn live_greeting(base: &str, path: &str) -> Vec<u8> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("{}{path}", base.replacen("http://", "ws://", 1))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "binary".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the live view connects");
+    loop {
+        match socket.next().await.expect("a message").expect("no error") {
+            tokio_tungstenite::tungstenite::Message::Binary(bytes) => return bytes.to_vec(),
+            tokio_tungstenite::tungstenite::Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
 /// A fresh database, its store, a token for `ada` and three data
 /// directories.
 async fn fresh_fleet() -> (Database, Store, String, Vec<tempfile::TempDir>) {
@@ -92,6 +114,31 @@ async fn three_hosts_share_sessions_and_adopt_a_lost_hosts_run() {
     .await;
     assert_eq!(status, 200, "{seen}");
     assert_eq!(seen["host"], "host-a", "B forwards to the owner: {seen}");
+    // C's session list names the host running it too.
+    let (_, listed) = call(&c.url, "GET", "/api/v1/sessions", &token, None).await;
+    let entry = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["host"], "host-a", "{entry}");
+
+    // The live desktop view through B: the ticket comes from A (the
+    // request is forwarded), and B relays the viewer's WebSocket to A,
+    // whose bridge opens the RFB handshake.
+    let (status, ticket) = call(
+        &b.url,
+        "POST",
+        &format!("/api/v1/sessions/{id}/live"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{ticket}");
+    let greeting = live_greeting(&b.url, ticket["path"].as_str().unwrap()).await;
+    assert_eq!(greeting, b"RFB 003.008\n");
 
     // A WebSocket on B streams it live; a message through C reaches it.
     let mut ws = Ws::connect(&b.url, &token, &id, 0).await;

@@ -165,7 +165,7 @@ async fn main() {
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
 
     // One host behind the balancer.
-    let solo = vec![HostProcess::start("solo", &db.url, dirs[3].path(), &["--warm", "2"]).await];
+    let solo = vec![HostProcess::start("solo", &db.url, dirs[3].path(), &[]).await];
     let lb_one = LoadBalancer::start(dirs[3].path(), &[solo[0].url.as_str()]).await;
     let one = create_to_first_event(&lb_one.url, &token, &solo).await;
     drop(lb_one);
@@ -176,7 +176,7 @@ async fn main() {
     // Three hosts behind it.
     let mut hosts = Vec::new();
     for (i, name) in ["host-a", "host-b", "host-c"].iter().enumerate() {
-        hosts.push(HostProcess::start(name, &db.url, dirs[i].path(), &["--warm", "2"]).await);
+        hosts.push(HostProcess::start(name, &db.url, dirs[i].path(), &[]).await);
     }
     let urls: Vec<&str> = hosts.iter().map(|h| h.url.as_str()).collect();
     let lb_three = LoadBalancer::start(dirs[0].path(), &urls).await;

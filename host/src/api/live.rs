@@ -88,7 +88,9 @@ async fn ticket(
     Ok((
         StatusCode::CREATED,
         Json(TicketView {
-            path: format!("/api/v1/live?ticket={ticket}"),
+            // The session names the host to relay to when a fleet's load
+            // balancer sends the WebSocket to another host.
+            path: format!("/api/v1/live?ticket={ticket}&session={id}"),
             expires_in_secs: TICKET_TTL.as_secs(),
             view_only,
         }),
@@ -131,16 +133,47 @@ async fn hand_back(
 #[serde(deny_unknown_fields)]
 struct TicketQuery {
     ticket: String,
+    /// The session the ticket is for (where to relay it in a fleet).
+    #[serde(default)]
+    session: Option<String>,
 }
+
+/// RFB client messages are small; the largest allowed is a 1 MiB
+/// clipboard, which the bridge checks from its header.
+const MAX_VIEWER_MESSAGE: usize = bridge::MAX_CLIPBOARD + (64 << 10);
 
 async fn desktop(
     State(state): State<AppState>,
     Query(query): Query<TicketQuery>,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let handle = state.tickets.redeem(&query.ticket).ok_or_else(|| {
-        ApiError::unauthorized("the live-view ticket is unknown, used or expired")
-    })?;
+    let unknown = || ApiError::unauthorized("the live-view ticket is unknown, used or expired");
+    let Some(handle) = state.tickets.redeem(&query.ticket) else {
+        // Issued by the host running the session, if another runs it.
+        let fleet = state.sessions.shared().fleet.clone();
+        let (Some(fleet), Some(session)) = (fleet, query.session) else {
+            return Err(unknown());
+        };
+        if crate::fleet::forward::was_forwarded(&headers) {
+            return Err(unknown());
+        }
+        let owner = fleet.owner_elsewhere(&session).await?.ok_or_else(unknown)?;
+        let ticket = query.ticket;
+        return Ok(ws
+            .protocols(["binary"])
+            .max_message_size(MAX_VIEWER_MESSAGE)
+            .read_buffer_size(8 << 10)
+            .on_upgrade(move |socket| async move {
+                if let Err(e) = fleet
+                    .relay_live(&owner, &session, &ticket, socket, MAX_VIEWER_MESSAGE)
+                    .await
+                {
+                    tracing::warn!(error = %e, "live view not relayed");
+                }
+            })
+            .into_response());
+    };
     let target = handle.live().vnc.ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -150,9 +183,7 @@ async fn desktop(
     })?;
     Ok(ws
         .protocols(["binary"])
-        // RFB client messages are small; the largest allowed is a 1 MiB
-        // clipboard, which the bridge checks from its header.
-        .max_message_size(bridge::MAX_CLIPBOARD + (64 << 10))
+        .max_message_size(MAX_VIEWER_MESSAGE)
         .read_buffer_size(8 << 10)
         .on_upgrade(move |socket| async move {
             if let Err(e) = serve(socket, handle, target).await {

@@ -198,12 +198,29 @@ async fn list(
         .sessions(&user.id, page.limit + 1, page.offset)
         .await?;
     let more = rows.len() as i64 > page.limit;
+    let rows: Vec<Session> = rows.into_iter().take(page.limit as usize).collect();
+    // In a fleet, the hosts running the sessions this one does not.
+    let elsewhere = match &state.sessions.shared().fleet {
+        Some(_) => {
+            let ids: Vec<&str> = rows
+                .iter()
+                .filter(|s| state.sessions.running(&s.id).is_none())
+                .map(|s| s.id.as_str())
+                .collect();
+            state.store.lease_holders(&ids).await?
+        }
+        None => Default::default(),
+    };
     let sessions = rows
         .into_iter()
-        .take(page.limit as usize)
         .map(|s| {
             let handle = state.sessions.running(&s.id);
-            view(s, handle.as_ref())
+            let host = elsewhere.get(&s.id).cloned();
+            let mut view = view(s, handle.as_ref());
+            if view.host.is_none() {
+                view.host = host;
+            }
+            view
         })
         .collect();
     Ok(Json(SessionList {

@@ -20,10 +20,13 @@
 //!   as if they had come straight to it.
 //! - Sessions stored as running whose lease lapsed are adopted by any host
 //!   ([`Fleet::start`]) and come back paused, "host lost".
+//! - A live desktop view reaching another host is relayed to the owner
+//!   ([`relay`]).
 
 mod follow;
 pub mod forward;
 mod plugins;
+mod relay;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
@@ -34,6 +37,7 @@ use serde::Deserialize;
 use follow::Followers;
 pub use follow::Following;
 pub use plugins::PluginChange;
+pub use relay::RelayError;
 
 use crate::session::Sessions;
 use crate::store::{Backend, FleetHost, Store, StoreError};

@@ -167,6 +167,30 @@ impl Store {
         row.as_ref().map(fleet_host).transpose()
     }
 
+    /// The hosts holding live leases on `session_ids`, by session.
+    pub async fn lease_holders(
+        &self,
+        session_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        if session_ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let marks: Vec<String> = (1..=session_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT session_id, host_id FROM session_leases \
+             WHERE session_id IN ({}) AND expires_at >= {NOW_MS}",
+            marks.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in session_ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("session_id")?, r.try_get("host_id")?)))
+            .collect()
+    }
+
     /// Extends every lease `host_id` holds and returns the sessions it
     /// still holds (a lease that ran out and was taken is not among them).
     pub async fn renew_leases(
