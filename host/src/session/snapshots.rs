@@ -133,28 +133,6 @@ impl Snapshots {
         Ok(snapshot)
     }
 
-    /// Puts `snapshot`'s archive at `to`: a link to this host's copy if it
-    /// has one, else a copy pulled from the registry.
-    async fn fetch(&self, snapshot: &Snapshot, to: &Path) -> Result<(), SnapshotError> {
-        let local = self.file_of(&snapshot.session_id, snapshot.seq);
-        let local = if local.is_file() {
-            Some(local)
-        } else if !snapshot.location.starts_with("oci://") {
-            Some(PathBuf::from(&snapshot.location))
-        } else {
-            None
-        };
-        match local {
-            Some(local) => {
-                if tokio::fs::hard_link(&local, to).await.is_err() {
-                    tokio::fs::copy(&local, to).await?;
-                }
-            }
-            None => self.pull(&snapshot.location, to).await?,
-        }
-        Ok(())
-    }
-
     async fn pull(&self, location: &str, to: &Path) -> Result<(), SnapshotError> {
         let reference = Reference::parse(location)?;
         let client = match &self.registry {
@@ -174,21 +152,31 @@ impl Snapshots {
         Ok(())
     }
 
-    /// Gives session `target` its own copy of `snapshot` (a fork's, which
-    /// outlives the original's pruning; or an adopted session's, pulled
-    /// from the registry) as the snapshot its next desktop starts from.
+    /// Makes `snapshot` the one session `target` (a fork) starts its next
+    /// desktop from. One in a registry is named there, so whichever host
+    /// opens the fork pulls it; a local one gets a link of the fork's own,
+    /// which outlives the original's pruning.
     pub async fn start_from(
         &self,
         store: &Store,
         snapshot: &Snapshot,
         target: &str,
     ) -> Result<(), SnapshotError> {
+        if snapshot.location.starts_with("oci://") {
+            store
+                .set_restore_from(target, Some(&snapshot.location))
+                .await?;
+            return Ok(());
+        }
         tokio::fs::create_dir_all(self.session_dir(target)).await?;
         let path = self
             .session_dir(target)
             .join(format!("from-{}-{}.tar", snapshot.session_id, snapshot.seq));
         if !path.is_file() {
-            self.fetch(snapshot, &path).await?;
+            let original = Path::new(&snapshot.location);
+            if tokio::fs::hard_link(original, &path).await.is_err() {
+                tokio::fs::copy(original, &path).await?;
+            }
         }
         store
             .set_restore_from(target, Some(&path.display().to_string()))
