@@ -240,19 +240,19 @@ impl Fleet {
         }
     }
 
-    /// What `user` holds on the other live hosts: (desktops, running
-    /// agents). If the database cannot say, nothing: a user is not
-    /// refused for the fleet's trouble (each host's own cap still holds).
-    pub async fn held_elsewhere(&self, user: &str) -> (usize, usize) {
+    /// How many agents `user` runs on the other live hosts. If the
+    /// database cannot say, none: a user is not refused for the fleet's
+    /// trouble (each host's own cap still holds).
+    pub async fn running_elsewhere(&self, user: &str) -> usize {
         match self
             .store
-            .held_elsewhere(user, &self.host_id, self.ttl_ms())
+            .running_elsewhere(user, &self.host_id, self.ttl_ms())
             .await
         {
-            Ok((sandboxes, runs)) => (sandboxes.max(0) as usize, runs.max(0) as usize),
+            Ok(runs) => runs.max(0) as usize,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read what the user holds on other hosts");
-                (0, 0)
+                tracing::warn!(error = %e, "cannot read what the user runs on other hosts");
+                0
             }
         }
     }

@@ -986,7 +986,7 @@ impl Actor {
     /// none outside a fleet.
     async fn running_elsewhere(&self) -> usize {
         match &self.shared.fleet {
-            Some(fleet) => fleet.held_elsewhere(&self.session.user_id).await.1,
+            Some(fleet) => fleet.running_elsewhere(&self.session.user_id).await,
             None => 0,
         }
     }

@@ -73,23 +73,24 @@ impl Store {
         Ok(())
     }
 
-    /// What `user` holds on the live hosts other than `except`:
-    /// `(desktops, running agents)`. Live: seen within `within_ms`.
-    pub async fn held_elsewhere(
+    /// How many agents `user` runs on the live hosts other than `except`
+    /// (live: seen within `within_ms`).
+    pub async fn running_elsewhere(
         &self,
         user: &str,
         except: &str,
         within_ms: i64,
-    ) -> Result<(i64, i64), StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT CAST(COALESCE(SUM(h.sandboxes), 0) AS BIGINT) AS sandboxes,                     CAST(COALESCE(SUM(h.runs), 0) AS BIGINT) AS runs              FROM fleet_holdings h JOIN fleet_hosts f ON f.id = h.host_id              WHERE h.user_id = $1 AND h.host_id <> $2 AND f.seen_at >= {NOW_MS} - $3"
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT CAST(COALESCE(SUM(h.runs), 0) AS BIGINT) \
+             FROM fleet_holdings h JOIN fleet_hosts f ON f.id = h.host_id \
+             WHERE h.user_id = $1 AND h.host_id <> $2 AND f.seen_at >= {NOW_MS} - $3"
         ))
         .bind(user)
         .bind(except)
         .bind(within_ms)
         .fetch_one(&self.pool)
-        .await?;
-        Ok((row.try_get("sandboxes")?, row.try_get("runs")?))
+        .await?)
     }
 
     /// The live host other than `except` with the most free desktops, if
