@@ -7,6 +7,7 @@ PYTEST_VERSION=9.2.0
 MCP_VERSION=2.3.0
 # Checks deploy/kubernetes/ against the Kubernetes schemas without a cluster.
 KUBERNETES_VALIDATE_VERSION=1.37.0
+OPENTELEMETRY_PROTO_VERSION=1.45.2
 # Tools we install live outside the checkout so a fresh clone reuses them.
 TOOLS_DIR=${AGENTHOST_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agenthost-tools}
 DIST_DIR=${AGENTHOST_PLUGINS_DIR:-$PWD/dist/plugins}

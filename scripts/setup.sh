@@ -13,7 +13,8 @@
 #                           Playwright, the MCP SDK, docker-registry,
 #                           Prometheus, HAProxy, openssl, docker-compose and
 #                           kubernetes-validate (the deployment files' checks),
-#                           and PostgreSQL with its test role and database.
+#                           the OpenTelemetry protobuf bindings (the OTLP
+#                           test's collector), and PostgreSQL with its test role and database.
 #
 # Neither builds the sandbox image (sandbox-image/build.sh): start.sh and
 # test.sh run that beside the Rust build. Safe to run repeatedly; a second
@@ -162,6 +163,11 @@ setup_test() {
   if ! [ -x "$TOOLS_DIR/venv/bin/kubernetes-validate" ]; then
     step "kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $TOOLS_DIR/venv"
     "$pip" install -q --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  fi
+  # The OTLP protobuf bindings: the test collector decodes exports with them.
+  if ! [ "$("$py" -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))' 2>/dev/null)" = "$OPENTELEMETRY_PROTO_VERSION" ]; then
+    step "opentelemetry-proto $OPENTELEMETRY_PROTO_VERSION into $TOOLS_DIR/venv"
+    "$pip" install -q --disable-pip-version-check "opentelemetry-proto==$OPENTELEMETRY_PROTO_VERSION"
   fi
   # The official MCP SDK, as a real client of /mcp and as the test's MCP server.
   if ! [ "$("$py" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null)" = "$MCP_VERSION" ]; then

@@ -7,26 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use agenthost_tests::tools::tools_bin;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn tools_bin(name: &str) -> PathBuf {
-    let cache = std::env::var_os("AGENTHOST_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let base = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"));
-            base.join("agenthost-tools")
-        });
-    let bin = cache.join("venv/bin").join(name);
-    assert!(
-        bin.is_file(),
-        "{} is missing: scripts/setup.sh test installs it",
-        bin.display()
-    );
-    bin
 }
 
 fn validate(files: &[PathBuf]) -> std::process::Output {

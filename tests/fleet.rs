@@ -361,7 +361,9 @@ async fn new_sessions_go_where_there_is_room_and_spread_behind_a_load_balancer()
         let (c, token) = (c.clone(), token.to_string());
         async move { call(&c, "POST", "/api/v1/sessions", &token, Some(body)).await }
     };
-    let busy = json!({"message": "run `sleep 300`"});
+    // Busy for longer than the test, whatever the machine's load: one
+    // command is cut at the shell's 120 s limit, so four in a row.
+    let busy = json!({"message": "run `sleep 110` then run `sleep 110` then run `sleep 110` then run `sleep 110`"});
     let (status, first) = create(&token, busy.clone()).await;
     assert_eq!(
         (status, first["host"].as_str()),
@@ -454,7 +456,9 @@ async fn per_user_caps_hold_across_the_fleet() {
     let a = HostProcess::start("host-a", &db.url, dirs[0].path(), &[]).await;
     let b = HostProcess::start("host-b", &db.url, dirs[1].path(), &[]).await;
 
-    let busy = json!({"message": "run `sleep 300`"});
+    // Busy for longer than the test, whatever the machine's load: one
+    // command is cut at the shell's 120 s limit, so four in a row.
+    let busy = json!({"message": "run `sleep 110` then run `sleep 110` then run `sleep 110` then run `sleep 110`"});
     let (status, first) = call(&a.url, "POST", "/api/v1/sessions", &token, Some(busy)).await;
     assert_eq!(status, 201, "{first}");
     assert_eq!(first["host"], "host-a");

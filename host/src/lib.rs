@@ -22,6 +22,8 @@
 //! * [`llm`]: model providers (Anthropic, OpenAI-compatible), streamed.
 //! * [`store`]: sessions, events, images, tokens on SQLite or PostgreSQL.
 //! * [`config`]: the configuration file.
+//! * [`metrics`], [`otlp`]: Prometheus metrics, and traces over OTLP when
+//!   an endpoint is configured.
 //!
 //! Integration tests and benchmarks drive the lower modules directly
 //! (a sandbox without a server, a capability without a guest), which is
@@ -37,6 +39,7 @@ pub mod llm;
 pub mod mcp;
 pub mod metrics;
 pub mod oci;
+pub mod otlp;
 pub mod plugins;
 pub mod rfb;
 pub mod sandbox;

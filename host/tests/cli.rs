@@ -1096,3 +1096,42 @@ fn logs_are_json_lines_on_request() {
         stderr(&out)
     );
 }
+
+/// A bad OpenTelemetry setting stops the binary with the variable's name
+/// before it does anything, and a header's value (a collector credential)
+/// is never echoed.
+#[test]
+fn a_bad_otlp_setting_is_refused_by_name() {
+    let data = tempfile::tempdir().unwrap();
+    let run = |vars: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_agenthost"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["token", "list"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("OTEL_EXPORTER_OTLP_PROTOCOL is `grpc`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[("OTEL_EXPORTER_OTLP_HEADERS", "no equals sign s3cret")]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("OTEL_EXPORTER_OTLP_HEADERS"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("s3cret"), "{}", stderr(&out));
+    // Switched off, the same bad settings are not read at all.
+    let out = run(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_SDK_DISABLED", "true"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agenthost::server::Server;
-use agenthost_tests::server::{install_plugins, Db, TestHost, Ws};
+use agenthost_tests::server::{install_plugins, TestHost, Ws};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -32,7 +32,7 @@ const CREATES: usize = 15;
 /// The child: a host on loopback, until its stdin closes.
 async fn serve_child(data_dir: &str, warm: usize) {
     let dir = std::path::PathBuf::from(data_dir);
-    let mut config = TestHost::config(Db::Sqlite, &dir);
+    let mut config = TestHost::config(format!("sqlite:{}", dir.join("agenthost.db").display()));
     config.sandbox.warm = warm;
     config.sandbox.max_running = 64;
     let server = Server::start(config, &dir).await.unwrap();

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use sqlx::Connection as _;
 use tokio::io::AsyncBufReadExt;
 
-use super::server::{install_plugins, postgres_url, unique};
+pub use super::database::Database;
+use super::server::install_plugins;
 
 /// The `agenthost` binary next to this test's own (`cargo build -p
 /// agenthost` puts it there; scripts/test.sh builds it first).
@@ -27,42 +27,6 @@ pub fn agenthost_bin() -> PathBuf {
     bin
 }
 
-/// A fresh PostgreSQL database, dropped (connections and all) on `drop_now`.
-pub struct Database {
-    pub url: String,
-    name: String,
-}
-
-impl Database {
-    pub async fn create() -> Self {
-        let admin = postgres_url();
-        let name = unique("agenthost_fleet").replace('-', "_");
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("PostgreSQL is reachable (scripts/setup.sh starts it)");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("the test role may create databases (scripts/setup.sh grants it)");
-        let base = admin.rsplit_once('/').expect("a database in the URL").0;
-        Self {
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-
-    pub async fn drop_now(self) {
-        let mut conn = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
-}
-
 /// One host process of the fleet.
 pub struct HostProcess {
     pub id: String,
@@ -76,6 +40,18 @@ impl HostProcess {
     /// first-party plugins, `extra` flags appended; returns once it is
     /// ready (`/readyz`).
     pub async fn start(id: &str, database_url: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(id, database_url, data_dir, extra, &[]).await
+    }
+
+    /// As [`HostProcess::start`], with `env` added to the process's
+    /// environment.
+    pub async fn start_with_env(
+        id: &str,
+        database_url: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         if !data_dir.join("plugins").exists() {
             install_plugins(data_dir).await;
         }
@@ -95,6 +71,7 @@ impl HostProcess {
             .args(["--default-policy", "scripted-policy", "--warm", "1"])
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)

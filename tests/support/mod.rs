@@ -5,11 +5,13 @@
 //! and capability tests; the sandbox tests run the same components on a
 //! real desktop.
 
+pub mod database;
 pub mod fleet;
 pub mod mcp;
 mod mock_cloud;
 pub mod mock_llm;
 pub mod server;
+pub mod tools;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::database::Database;
 use super::{component, shared_cache_dir};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +76,14 @@ pub struct TestHost {
     pub config: ServeConfig,
     pub http: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
+    /// A PostgreSQL host's own database, dropped with the host.
+    _database: Option<Database>,
 }
 
 impl TestHost {
-    /// A config for a test: loopback, an owner of its own, a fresh database.
-    pub fn config(db: Db, data_dir: &Path) -> ServeConfig {
+    /// A config for a test: loopback, an owner of its own, the database at
+    /// `database_url`.
+    pub fn config(database_url: String) -> ServeConfig {
         let mut config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..Default::default()
@@ -98,10 +102,7 @@ impl TestHost {
         };
         config.sandbox.warm = 1;
         config.sandbox.max_running = 4;
-        config.database_url = Some(match db {
-            Db::Sqlite => format!("sqlite:{}", data_dir.join("agenthost.db").display()),
-            Db::Postgres => postgres_url(),
-        });
+        config.database_url = Some(database_url);
         config
     }
 
@@ -113,7 +114,17 @@ impl TestHost {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_path_buf();
         install_plugins(&data_dir).await;
-        let mut config = Self::config(db, &data_dir);
+        let (database_url, database) = match db {
+            Db::Sqlite => (
+                format!("sqlite:{}", data_dir.join("agenthost.db").display()),
+                None,
+            ),
+            Db::Postgres => {
+                let database = Database::create().await;
+                (database.url.clone(), Some(database))
+            }
+        };
+        let mut config = Self::config(database_url);
         tweak(&mut config);
         let server = Server::start(config.clone(), &data_dir)
             .await
@@ -124,6 +135,7 @@ impl TestHost {
             config,
             http: reqwest::Client::new(),
             _dir: Some(dir),
+            _database: database,
         }
     }
 

@@ -25,7 +25,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, OnResponse, TraceLayer};
 
 pub use error::ApiError;
 
@@ -120,6 +120,7 @@ pub fn router(state: AppState, max_body_bytes: usize, web_dir: Option<&Path>) ->
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
+                .on_response(record_status)
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -130,19 +131,36 @@ pub fn router(state: AppState, max_body_bytes: usize, web_dir: Option<&Path>) ->
 /// A span per request carrying its id: the client's `x-request-id` if it
 /// sent one, else a new UUID (set by the layer outside this one), returned
 /// on the response either way. The span records the path only: a query may
-/// hold a live-view ticket.
+/// hold a live-view ticket. Its field names are OpenTelemetry's HTTP ones,
+/// and a W3C `traceparent` header puts it in the caller's trace when traces
+/// are exported (`otlp`).
 fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     tracing::info_span!(
         "request",
-        method = %req.method(),
-        path = %req.uri().path(),
-        request_id = %id,
+        otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        url.path = %req.uri().path(),
+        request_id = %header("x-request-id").unwrap_or("-"),
+        traceparent = header("traceparent"),
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     )
+}
+
+/// Records the answer's status on the request's span (and logs it at
+/// DEBUG, as tower-http does by default).
+fn record_status<B>(
+    res: &axum::http::Response<B>,
+    latency: std::time::Duration,
+    span: &tracing::Span,
+) {
+    span.record("http.response.status_code", res.status().as_u16());
+    if res.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    DefaultOnResponse::default().on_response(res, latency, span);
 }
 
 async fn me(user: auth::User) -> axum::Json<serde_json::Value> {

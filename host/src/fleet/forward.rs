@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, TryStreamExt};
+use tracing::Instrument;
 
 use super::Fleet;
 use crate::store::FleetHost;
@@ -59,6 +60,13 @@ impl Fleet {
         let body = axum::body::to_bytes(body, max_body)
             .await
             .map_err(|_| ForwardError::TooLarge(max_body))?;
+        let span = tracing::info_span!(
+            "fleet.forward",
+            otel.name = %format_args!("forward {} to {}", parts.method, owner.id),
+            otel.kind = "client",
+            http.request.method = %parts.method,
+            server.host = %owner.id,
+        );
         let mut out = self
             .http()
             .request(parts.method.clone(), format!("{}{path}", owner.url))
@@ -69,7 +77,15 @@ impl Fleet {
                 out = out.header(name, v);
             }
         }
-        let answer = out.send().await.map_err(|e| self.unreachable(owner, e))?;
+        // The owner's request span joins this trace.
+        if let Some(traceparent) = span.in_scope(crate::otlp::traceparent) {
+            out = out.header("traceparent", traceparent);
+        }
+        let answer = out
+            .send()
+            .instrument(span)
+            .await
+            .map_err(|e| self.unreachable(owner, e))?;
         let mut response = Response::builder().status(answer.status());
         for name in [
             header::CONTENT_TYPE,

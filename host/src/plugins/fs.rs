@@ -4,10 +4,14 @@ use std::path::Path;
 
 /// Writes `bytes` beside `path` and renames it over `path`, so a reader (or
 /// a host that crashed mid-write) sees the old file or the new one, never a
-/// torn one. The temporary name carries the process id: two hosts sharing a
-/// data directory never write the same temporary file.
+/// torn one. The temporary name carries the process id and a counter: two
+/// hosts sharing a data directory, or two threads of one host compiling the
+/// same component, never write the same temporary file.
 pub(crate) fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }

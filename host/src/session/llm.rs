@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 use super::log::EventLog;
 use crate::capabilities::{ImageStore, LlmBackend};
@@ -95,17 +96,33 @@ impl LlmBackend for SessionLlm {
             session_id: self.log.session_id(),
         };
         let started = std::time::Instant::now();
+        // OpenTelemetry's GenAI names, so trace viewers show model calls.
+        let span = tracing::info_span!(
+            "llm.complete",
+            otel.name = %format_args!("chat {model_name}"),
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = %provider.name(),
+            gen_ai.request.model = %model_name,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
         let response = match provider
             .complete(&request, model, &source, &Deltas(&self.log))
+            .instrument(span.clone())
             .await
         {
             Ok(r) => r,
             Err(e) => {
                 self.metrics.llm_error(provider.name());
+                span.record("otel.status_code", "error");
                 return Err(e.into());
             }
         };
         let u = &response.usage;
+        span.record("gen_ai.usage.input_tokens", u.input_tokens);
+        span.record("gen_ai.usage.output_tokens", u.output_tokens);
         self.metrics.llm_call(
             provider.name(),
             started.elapsed(),

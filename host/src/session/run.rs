@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::approval::{ApprovalGate, Verdict};
 use super::history;
@@ -86,14 +87,40 @@ pub async fn run(
     mut runner: Runner,
     mut policy: PolicyInstance,
 ) -> (Option<PolicyInstance>, RunEnd) {
-    match runner.steps(&mut policy).await {
-        Ok(end) => (Some(policy), end),
-        Err(e) => {
-            tracing::error!(session = %runner.session_id, error = %e, "store failed during a run");
-            runner.error("store_failed", &e.to_string()).await;
-            (Some(policy), RunEnd::Failed)
+    // A run is a trace of its own: it outlives the request that started it.
+    let span = tracing::info_span!(
+        parent: None,
+        "session.run",
+        session.id = %runner.session_id,
+        policy = %runner.policy_name,
+        outcome = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let end = async {
+        match runner.steps(&mut policy).await {
+            Ok(end) => end,
+            Err(e) => {
+                tracing::error!(session = %runner.session_id, error = %e, "store failed during a run");
+                runner.error("store_failed", &e.to_string()).await;
+                RunEnd::Failed
+            }
         }
     }
+    .instrument(span.clone())
+    .await;
+    span.record(
+        "outcome",
+        match &end {
+            RunEnd::Replied => "replied",
+            RunEnd::Finished => "finished",
+            RunEnd::Paused(_) => "paused",
+            RunEnd::Failed => "failed",
+        },
+    );
+    if matches!(end, RunEnd::Failed) {
+        span.record("otel.status_code", "error");
+    }
+    (Some(policy), end)
 }
 
 impl Runner {
@@ -146,7 +173,8 @@ impl Runner {
                     .map_or_else(|| "{}".to_string(), Value::to_string),
             };
             step += 1;
-            let output = match policy.step(context).await {
+            let step_span = tracing::info_span!("policy.step", policy = %self.policy_name, step);
+            let output = match policy.step(context).instrument(step_span).await {
                 Ok(Ok(output)) => output,
                 Ok(Err(error)) => {
                     self.error("policy_error", &policy_error_message(error))

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use super::log::EventLog;
 use super::Shared;
 use crate::capabilities::CallContext;
@@ -29,6 +31,18 @@ impl ToolCalls {
     /// Runs one tool call and stores its result. A tool's own error is a
     /// result the caller sees; a crash is also recorded as an error event.
     pub async fn invoke(&self, call: ToolUse) -> Result<Event, StoreError> {
+        let span = tracing::info_span!(
+            "tool.call",
+            otel.name = %format_args!("tool {}", call.name),
+            tool.name = %call.name,
+            tool.call_id = %call.id,
+            tool.is_error = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        self.run(call).instrument(span).await
+    }
+
+    async fn run(&self, call: ToolUse) -> Result<Event, StoreError> {
         if let Some(mcp) = self.mcp.as_ref().filter(|m| m.offers(&call.name)) {
             return self.invoke_mcp(mcp, call).await;
         }
@@ -122,6 +136,11 @@ impl ToolCalls {
         self.shared
             .metrics
             .tool_call(&call.name, started.elapsed(), is_error);
+        let span = tracing::Span::current();
+        span.record("tool.is_error", is_error);
+        if is_error {
+            span.record("otel.status_code", "error");
+        }
         let result = EventBody::ToolResult(ToolResult {
             tool_use_id: call.id,
             name: call.name,
