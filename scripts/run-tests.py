@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Runs the workspace's compiled test binaries side by side.
 
-`cargo test` runs one test binary after another, and most of ours spend
-their time waiting on Docker, PostgreSQL and child processes rather than
-on the CPU. This runs up to --jobs binaries at once (each still runs its
+`cargo test` runs one test binary after another, and ours spend part of
+their time waiting on Docker, PostgreSQL and child processes, which other
+binaries can use. This runs up to --jobs binaries at once (each still runs its
 own tests on its own threads), longest first, each with its log in
 LOG_DIR/tests/NAME.log. A binary's result is printed as it ends; a failed
 one's whole log is printed. Exits non-zero if any binary failed.

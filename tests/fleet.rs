@@ -317,12 +317,74 @@ async fn three_hosts_share_sessions_and_adopt_a_lost_hosts_run() {
             .unwrap()
     );
 
+    // A fork made through B starts from the registry's copy of the last
+    // snapshot, which whichever host opens it pulls. Deleting the source
+    // deletes its snapshots from the registry, except the one the fork is
+    // still to start from.
+    let (status, fork) = call(
+        &b.url,
+        "POST",
+        &format!("/api/v1/sessions/{id}/fork"),
+        &token,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{fork}");
+    let fork_id = fork["id"].as_str().unwrap().to_string();
+    let fork_from = store
+        .restore_from(&fork_id)
+        .await
+        .unwrap()
+        .expect("the fork starts from a snapshot");
+    assert!(
+        fork_from.starts_with(&format!("oci://{}/", registry.addr)),
+        "{fork_from}"
+    );
+    let pushed = store.snapshots(&id).await.unwrap();
+    assert!(pushed.len() >= 2, "{pushed:?}");
+    let (status, _) = call(
+        &c.url,
+        "DELETE",
+        &format!("/api/v1/sessions/{id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    for s in &pushed {
+        assert_eq!(
+            registry.has_manifest(&s.location).await,
+            s.location == fork_from,
+            "{} (the fork's is {fork_from})",
+            s.location
+        );
+    }
+    // Only what happens after the copied history counts.
+    let copied = fork["last_seq"].as_i64().unwrap();
+    let mut fork_ws = Ws::connect(&c.url, &token, &fork_id, copied).await;
+    let (status, sent) = call(
+        &c.url,
+        "POST",
+        &format!("/api/v1/sessions/{fork_id}/messages"),
+        &token,
+        Some(json!({"text": "run `cat /home/agent/marker.txt`"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{sent}");
+    let ran = fork_ws.until(|f| is_status(f, "idle")).await;
+    let result = ran
+        .iter()
+        .rfind(|f| f["kind"] == "tool_result")
+        .unwrap_or_else(|| panic!("the fork ran no command: {ran:#?}"));
+    assert!(result.to_string().contains("from-host-c"), "{result}");
+    drop(fork_ws);
+
     // A comes back under its name: it rejoins and reaps what it left.
     let a = HostProcess::start("host-a", &db.url, dirs[0].path(), &[]).await;
     let (status, _) = call(
         &a.url,
         "GET",
-        &format!("/api/v1/sessions/{id}"),
+        &format!("/api/v1/sessions/{fork_id}"),
         &token,
         None,
     )

@@ -316,6 +316,21 @@ impl Client {
         Ok(digest)
     }
 
+    /// Deletes the manifest `reference` pins by digest (the distribution
+    /// spec deletes by digest only). A registry with deletes turned off
+    /// answers 405, reported as [`OciError::Refused`].
+    pub async fn delete_manifest(&self, reference: &Reference) -> Result<(), OciError> {
+        let digest = reference
+            .digest
+            .as_deref()
+            .ok_or_else(|| malformed("a manifest is deleted by its digest"))?;
+        let delete = self
+            .http
+            .delete(format!("{}/manifests/{digest}", reference.base()));
+        Self::ok(self.send(reference, delete).await?, "deleting the manifest").await?;
+        Ok(())
+    }
+
     /// The manifest `reference` names, as JSON, and its digest; a pinned
     /// digest that does not match is refused.
     pub async fn manifest(

@@ -152,7 +152,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
                 dir.join("blobs").display()
             ),
         )
@@ -183,6 +183,24 @@ impl Registry {
             addr: format!("127.0.0.1:{port}"),
             _child: child,
         }
+    }
+
+    /// Whether the registry still serves the manifest `location`
+    /// (`oci://ADDR/REPO@sha256:...`) names.
+    pub async fn has_manifest(&self, location: &str) -> bool {
+        let rest = location
+            .strip_prefix(&format!("oci://{}/", self.addr))
+            .unwrap_or_else(|| panic!("{location} is not in this registry"));
+        let (repo, digest) = rest.split_once('@').expect("a pinned location");
+        let status = reqwest::Client::new()
+            .get(format!("http://{}/v2/{repo}/manifests/{digest}", self.addr))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status == 200 || status == 404, "{location}: {status}");
+        status == 200
     }
 }
 

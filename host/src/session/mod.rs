@@ -627,6 +627,8 @@ impl Sessions {
 
     pub async fn delete(&self, user: &str, id: &str) -> Result<(), SessionError> {
         let (_, handle) = self.open(user, id).await?;
+        // Read now: the rows go with the session.
+        let snapshots = self.shared.store.snapshots(id).await?;
         let result = match handle.call(Command::Delete).await {
             // Evicted between the two: the next actor deletes.
             Err(SessionError::Stopped) => {
@@ -637,7 +639,10 @@ impl Sessions {
         };
         self.live().remove(id);
         if result.is_ok() {
-            self.shared.snapshots.remove_session(id).await;
+            self.shared
+                .snapshots
+                .remove_session(&self.shared.store, id, &snapshots)
+                .await;
         }
         result
     }

@@ -123,13 +123,14 @@ impl Snapshots {
             created_ms: now_ms(),
         };
         store.add_snapshot(&snapshot).await?;
-        for old in store
+        let pruned = store
             .prune_snapshots(session_id, self.config.keep.max(1))
-            .await?
-        {
+            .await?;
+        for old in &pruned {
             // Forks starting from it hold links of their own.
             let _ = tokio::fs::remove_file(self.file_of(session_id, old.seq)).await;
         }
+        self.unpush(store, &pruned).await;
         Ok(snapshot)
     }
 
@@ -200,10 +201,51 @@ impl Snapshots {
         Ok(path)
     }
 
-    /// Removes a deleted session's archives (those pushed to a registry
-    /// stay there; the registry's own retention applies).
-    pub async fn remove_session(&self, session_id: &str) {
+    /// Removes a deleted session's archives: its directory, and the
+    /// manifests of `snapshots` (read before the session's rows went) that
+    /// it pushed to the registry.
+    pub async fn remove_session(&self, store: &Store, session_id: &str, snapshots: &[Snapshot]) {
         let _ = tokio::fs::remove_dir_all(self.session_dir(session_id)).await;
+        self.unpush(store, snapshots).await;
+    }
+
+    /// Deletes pushed snapshots from the registry, except any a session's
+    /// next desktop is still to start from (a fork's). Their blobs go with
+    /// the registry's garbage collection. A registry with deletes turned
+    /// off keeps them, and says so in the log once per call.
+    async fn unpush(&self, store: &Store, snapshots: &[Snapshot]) {
+        let client = match &self.registry {
+            Some((_, client)) => client,
+            None => return,
+        };
+        let mut refused_said = false;
+        for s in snapshots
+            .iter()
+            .filter(|s| s.location.starts_with("oci://"))
+        {
+            match store.restore_pending(&s.location).await {
+                Ok(false) => {}
+                // Still wanted, or unknown: keep it.
+                Ok(true) | Err(_) => continue,
+            }
+            let Ok(reference) = Reference::parse(&s.location) else {
+                continue;
+            };
+            match client.delete_manifest(&reference).await {
+                Ok(()) => {}
+                // Already gone: what deleting wanted.
+                Err(OciError::Refused { status: 404, .. }) => {}
+                Err(e) if !refused_said => {
+                    refused_said = true;
+                    tracing::warn!(
+                        session = %s.session_id,
+                        error = %e,
+                        "a deleted snapshot stays in the registry (does it allow deletes?)"
+                    );
+                }
+                Err(_) => {}
+            }
+        }
     }
 }
 

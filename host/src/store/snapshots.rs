@@ -117,6 +117,16 @@ impl Store {
         )
     }
 
+    /// Whether a session's next desktop is to start from `location` (a
+    /// fork's, or an adopted session's): such a snapshot must stay.
+    pub async fn restore_pending(&self, location: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE restore_from = $1")
+            .bind(location)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
     /// Sets (or clears, once a desktop started from it) the snapshot the
     /// session's next desktop starts from.
     pub async fn set_restore_from(
