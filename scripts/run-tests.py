@@ -137,7 +137,7 @@ def main() -> int:
     wall = time.monotonic() - t0
     busy = sum(s for _, s, _ in done)
     failed = [n for n, _, ok in done if not ok]
-    print(f"  {len(done)} test binaries in {wall:.0f} s ({busy:.0f} s one after another)")
+    print(f"  {len(done)} test binaries in {wall:.0f} s (their own times, side by side, add up to {busy:.0f} s)")
     if failed:
         print(f"  failed: {', '.join(failed)}", file=sys.stderr)
         return 1
