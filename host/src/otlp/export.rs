@@ -20,12 +20,18 @@ enum Message {
 }
 
 /// The layer's side of the exporter's queue.
-pub struct Queue(mpsc::Sender<Message>);
+pub struct Queue {
+    tx: mpsc::Sender<Message>,
+    /// Spans the full queue turned away, reported by the exporter.
+    dropped: Arc<AtomicU64>,
+}
 
 impl Queue {
-    /// Queues a span; false if the queue is full (or the exporter gone).
-    pub fn offer(&self, span: FinishedSpan) -> bool {
-        self.0.try_send(Message::Span(Box::new(span))).is_ok()
+    /// Queues a span, or counts it dropped if the queue is full.
+    pub fn offer(&self, span: FinishedSpan) {
+        if self.tx.try_send(Message::Span(Box::new(span))).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -36,7 +42,7 @@ pub struct Exporter {
 
 impl Exporter {
     /// Starts the exporter thread; returns the handle and the layer's queue.
-    pub fn start(config: OtlpConfig) -> std::io::Result<(Self, Queue, Arc<AtomicU64>)> {
+    pub fn start(config: OtlpConfig) -> std::io::Result<(Self, Queue)> {
         let (tx, rx) = mpsc::channel(config.max_queue);
         let dropped = Arc::new(AtomicU64::new(0));
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -46,7 +52,7 @@ impl Exporter {
         std::thread::Builder::new()
             .name("otlp-export".into())
             .spawn(move || runtime.block_on(run(config, rx, counter)))?;
-        Ok((Self { tx: tx.clone() }, Queue(tx), dropped))
+        Ok((Self { tx: tx.clone() }, Queue { tx, dropped }))
     }
 
     /// Sends every queued span, waiting at most `timeout`. Called as the

@@ -4,9 +4,6 @@
 //! the exporter's queue is full the span is counted and dropped, so a slow
 //! or dead collector cannot slow the host down.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
@@ -18,12 +15,11 @@ use super::span::{EventFields, LiveSpan, Recorder, TraceContext};
 
 pub struct OtlpLayer {
     queue: Queue,
-    dropped: Arc<AtomicU64>,
 }
 
 impl OtlpLayer {
-    pub(super) fn new(queue: Queue, dropped: Arc<AtomicU64>) -> Self {
-        Self { queue, dropped }
+    pub(super) fn new(queue: Queue) -> Self {
+        Self { queue }
     }
 }
 
@@ -84,9 +80,7 @@ where
         let Some(live) = span.extensions_mut().remove::<LiveSpan>() else {
             return;
         };
-        if !self.queue.offer(live.finish()) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.queue.offer(live.finish());
     }
 }
 

@@ -16,9 +16,6 @@ mod layer;
 mod proto;
 mod span;
 
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
-
 pub use config::{ConfigError, OtlpConfig};
 pub use export::Exporter;
 pub use layer::OtlpLayer;
@@ -27,8 +24,8 @@ pub use span::TraceContext;
 /// Starts the exporter for `config`: the layer to add to the subscriber
 /// and the handle that flushes at exit.
 pub fn start(config: OtlpConfig) -> std::io::Result<(OtlpLayer, Exporter)> {
-    let (exporter, queue, dropped): (Exporter, _, Arc<AtomicU64>) = Exporter::start(config)?;
-    Ok((OtlpLayer::new(queue, dropped), exporter))
+    let (exporter, queue) = Exporter::start(config)?;
+    Ok((OtlpLayer::new(queue), exporter))
 }
 
 /// The current span's trace context as a `traceparent` header value, for

@@ -154,8 +154,7 @@ impl<S: FieldSink> Visit for Recorder<'_, S> {
         self.0.put(field, Value::Double(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .put(field, Value::String(bounded(&format!("{value:?}"))));
+        self.0.put(field, Value::String(bounded_debug(value)));
     }
 }
 
@@ -240,6 +239,42 @@ fn bounded(value: &str) -> String {
         end -= 1;
     }
     format!("{}…", &value[..end])
+}
+
+/// `value`'s Debug text, formatted no further than [`MAX_VALUE_BYTES`]: a
+/// field holding a model's or a plugin's text is never copied whole first.
+fn bounded_debug(value: &dyn std::fmt::Debug) -> String {
+    /// Takes text until full, then stops the formatting with an error.
+    struct Capped {
+        text: String,
+        cut: bool,
+    }
+    impl std::fmt::Write for Capped {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = MAX_VALUE_BYTES - self.text.len();
+            if s.len() <= room {
+                self.text.push_str(s);
+                return Ok(());
+            }
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.text.push_str(&s[..end]);
+            self.cut = true;
+            Err(std::fmt::Error)
+        }
+    }
+    let mut out = Capped {
+        text: String::new(),
+        cut: false,
+    };
+    // The error is the cap stopping the formatting.
+    let _ = std::fmt::write(&mut out, format_args!("{value:?}"));
+    if out.cut {
+        out.text.push('…');
+    }
+    out.text
 }
 
 /// Where a span sits: its trace and its own id.
@@ -338,6 +373,10 @@ mod tests {
         let cut = bounded(&long);
         assert!(cut.len() <= MAX_VALUE_BYTES + "…".len());
         assert!(cut.ends_with('…'));
+        let cut = bounded_debug(&long);
+        assert!(cut.len() <= MAX_VALUE_BYTES + "…".len(), "{}", cut.len());
+        assert!(cut.starts_with("\"éé") && cut.ends_with('…'));
+        assert_eq!(bounded_debug(&"short"), "\"short\"");
     }
 
     #[test]
