@@ -10,13 +10,16 @@ one's whole log is printed. Exits non-zero if any binary failed.
 
 The binaries come from the JSON messages of
 `cargo test --no-run --message-format=json-render-diagnostics`, so a new
-test target is run without being listed here. Doc tests run through
-`cargo test --doc` as one more job, and --command adds others (the
-page's and the MCP tests).
+test target is run without being listed here. A binary in SUITES holds one
+suite per top-level module (tests/e2e.rs): each suite is a job of its own,
+the binary run with `--exact` and the suite's tests. Doc tests run through
+`cargo test --doc` as one more job, and --command adds others (the page's
+and the MCP tests).
 
-Test binaries do not share state: each test host has its own sandbox
-owner (Docker network and firewall chains named after the binary), its
-own data directory, and on PostgreSQL its own database.
+Jobs do not share state: each test host has its own sandbox owner (Docker
+network and firewall chains named after the binary, or the suite given in
+AGENTHOST_TEST_GROUP), its own data directory, and on PostgreSQL its own
+database.
 """
 
 import argparse
@@ -26,22 +29,27 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-# The binaries that took longest in earlier runs start first, so the last
-# to finish is not a long one started late. Others follow in name order.
+# Binaries run as one job per top-level module.
+SUITES = {"agenthost-tests/e2e"}
+
+# The jobs that took longest in earlier runs start first, so the last to
+# finish is not a long one started late. Others follow in name order.
 LONGEST_FIRST = [
     "agenthost/cli",
-    "agenthost-tests/fleet",
-    "agenthost-tests/hardening",
-    "agenthost-tests/server",
+    "agenthost-tests/e2e::fleet",
+    "agenthost-tests/e2e::hardening",
+    "agenthost-tests/e2e::server",
     "page",
-    "agenthost-tests/sandbox",
-    "agenthost-tests/llm_providers",
-    "agenthost-tests/plugin_components",
-    "agenthost-tests/approvals",
-    "agenthost-tests/metrics",
+    "agenthost-tests/e2e::plugin_components",
+    "agenthost-tests/e2e::sandbox",
+    "agenthost-tests/e2e::llm_providers",
+    "agenthost-tests/e2e::approvals",
+    "agenthost-tests/e2e::plugin_runtime",
+    "mcp",
 ]
 
 
@@ -65,6 +73,19 @@ def binaries(messages: Path):
         if name not in seen:
             seen.add(name)
             yield name, package_dir, msg["executable"]
+
+
+def suites(name: str, cwd: Path, exe: str):
+    """One job per top-level module of a SUITES binary: (name, cwd, command, env)."""
+    listing = subprocess.run([exe, "--list", "--format", "terse"], cwd=cwd,
+                             capture_output=True, text=True, check=True).stdout
+    tests = {}
+    for line in listing.splitlines():
+        if line.endswith(": test"):
+            test = line[: -len(": test")]
+            tests.setdefault(test.split("::", 1)[0], []).append(test)
+    for module, names in sorted(tests.items()):
+        yield f"{name}::{module}", cwd, [exe, "--exact", *names], {"AGENTHOST_TEST_GROUP": module}
 
 
 def package_name(package_dir: Path) -> str:
@@ -98,13 +119,25 @@ def main() -> int:
 
     logs = args.log_dir / "tests"
     logs.mkdir(parents=True, exist_ok=True)
-    jobs = [(name, cwd, [exe]) for name, cwd, exe in binaries(args.messages)]
+    jobs = []
+    for name, cwd, exe in binaries(args.messages):
+        if name in SUITES:
+            jobs += suites(name, cwd, exe)
+        else:
+            jobs.append((name, cwd, [exe], {}))
     if not jobs:
         print("no test binaries in the cargo messages", file=sys.stderr)
         return 1
-    jobs.append(("doc tests", args.workspace, ["cargo", "test", "--workspace", "--locked", "--doc"]))
-    jobs += [(name, args.workspace, shlex.split(cmd)) for name, cmd in args.command]
+    jobs.append(("doc tests", args.workspace, ["cargo", "test", "--workspace", "--locked", "--doc"], {}))
+    jobs += [(name, args.workspace, shlex.split(cmd), {}) for name, cmd in args.command]
     jobs = order(jobs)
+
+    # One compiled-component cache for every job: the test hosts, the
+    # `agenthost` processes the tests start and the Python suites' hosts.
+    # A 12 MB JavaScript or Python component then compiles once per run
+    # (about 20 s of CPU in a debug build) rather than once per data
+    # directory.
+    os.environ.setdefault("AGENTHOST_CACHE_DIR", str(Path(tempfile.gettempdir()) / "agenthost-test-compiled-cache"))
 
     t0 = time.monotonic()
     pending = list(jobs)
@@ -112,10 +145,11 @@ def main() -> int:
     done = []  # (name, seconds, ok)
     while pending or running:
         while pending and len(running) < args.jobs:
-            name, cwd, cmd = pending.pop(0)
+            name, cwd, cmd, env = pending.pop(0)
             log = logs / (name.replace("/", "--").replace(":", "-").replace(" ", "-") + ".log")
             out = open(log, "wb")
-            proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env={**os.environ, **env})
             out.close()
             running[proc] = (name, log, time.monotonic())
         pid, status = os.wait()
@@ -137,7 +171,7 @@ def main() -> int:
     wall = time.monotonic() - t0
     busy = sum(s for _, s, _ in done)
     failed = [n for n, _, ok in done if not ok]
-    print(f"  {len(done)} test binaries in {wall:.0f} s (their own times, side by side, add up to {busy:.0f} s)")
+    print(f"  {len(done)} test jobs in {wall:.0f} s (their own times, side by side, add up to {busy:.0f} s)")
     if failed:
         print(f"  failed: {', '.join(failed)}", file=sys.stderr)
         return 1

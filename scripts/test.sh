@@ -36,7 +36,7 @@ finish rust-plugins "$plugins"
 finish setup-test "$tools"
 finish sandbox-image "$image"
 
-phase 5 $total "the tests, ${AGENTHOST_TEST_JOBS:-3} binaries at a time (logs: $LOG_DIR/tests)"
+phase 5 $total "the tests, ${AGENTHOST_TEST_JOBS:-3} jobs at a time (logs: $LOG_DIR/tests)"
 # Every Rust test binary, the chat page in headless Chromium (screenshots
 # in ${CARGO_TARGET_DIR:-target}/ui-test-output) and MCP through the
 # official Python SDK. They share no state (scripts/run-tests.py says how).

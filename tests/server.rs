@@ -575,7 +575,8 @@ async fn hot_swap_mid_session_takes_effect_at_the_next_step() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operators_manage_plugins_and_grants_take_effect() {
-    let host = TestHost::start(Db::Sqlite).await;
+    // A warm desktop, for what `/readyz` tells operators about the pool.
+    let host = TestHost::start_with(Db::Sqlite, |c| c.sandbox.warm = 1).await;
     let admin = host.admin_token("ops").await;
     let token = host.token("judy").await;
     let (status, list) = host.call("GET", "/api/v1/plugins", &token, None).await;

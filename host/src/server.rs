@@ -111,7 +111,7 @@ impl Server {
         };
         let runtime = Arc::new(Runtime::new(RuntimeConfig {
             limits: config.limits,
-            cache_dir: Some(data_dir.join("cache")),
+            cache_dir: Some(crate::plugins::compiled_cache_dir(data_dir)),
             allow_unreleased_wit: config.plugins.allow_unreleased_wit,
         })?);
         let registry = Arc::new(Registry::open(runtime, data_dir).await?);

@@ -63,6 +63,46 @@ fn check_prints_the_component_as_json() {
     assert_eq!(v["tools"][0]["name"], "v01_shell");
 }
 
+/// `AGENTHOST_CACHE_DIR` moves the compiled cache out of the data
+/// directory, so hosts and commands on one machine can share it.
+#[test]
+fn the_compiled_cache_goes_where_agenthost_cache_dir_says() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let cwasm_in = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let bash = plugins_dir().join("bash.wasm");
+    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["plugin", "check", bash.to_str().unwrap()])
+        .env("AGENTHOST_CACHE_DIR", shared.path())
+        .output()
+        .expect("agenthost runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(cwasm_in(shared.path()), 1);
+    assert_eq!(cwasm_in(&data.path().join("cache")), 0);
+
+    // Unset (or empty), the cache is the data directory's.
+    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["plugin", "check", bash.to_str().unwrap()])
+        .env("AGENTHOST_CACHE_DIR", "")
+        .output()
+        .expect("agenthost runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(cwasm_in(&data.path().join("cache")), 1);
+}
+
 #[test]
 fn bad_files_fail_with_a_message_and_nonzero_exit() {
     let data = tempfile::tempdir().unwrap();

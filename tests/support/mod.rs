@@ -76,9 +76,15 @@ pub fn component(name: &str) -> (Vec<u8>, Manifest) {
 }
 
 /// A compiled cache shared by the whole test run, so the Python and
-/// JavaScript components compile once rather than in every test.
+/// JavaScript components compile once rather than in every test:
+/// `AGENTHOST_CACHE_DIR`, which scripts/run-tests.py sets for every job
+/// (so the hosts and commands tests start as processes share it too), else
+/// one under the temporary directory.
 pub fn shared_cache_dir() -> PathBuf {
-    std::env::temp_dir().join("agenthost-test-compiled-cache")
+    std::env::var_os("AGENTHOST_CACHE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("agenthost-test-compiled-cache"))
 }
 
 pub fn runtime_with(limits: Limits) -> Arc<Runtime> {

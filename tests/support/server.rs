@@ -90,17 +90,24 @@ impl TestHost {
         };
         // Stable across runs (a counter, no process id), so a test host
         // that died without stopping leaves a network the next run reuses.
+        // Processes running side by side differ in their group: the suite
+        // scripts/run-tests.py runs (AGENTHOST_TEST_GROUP), else the binary.
         config.sandbox.owner = {
             use std::sync::atomic::{AtomicU32, Ordering};
             static N: AtomicU32 = AtomicU32::new(0);
-            let bin = std::env::current_exe()
-                .ok()
-                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-                .unwrap_or_default();
-            let bin = bin.split('-').next().unwrap_or_default().to_string();
-            format!("test-{bin}-{}", N.fetch_add(1, Ordering::Relaxed))
+            let group = std::env::var("AGENTHOST_TEST_GROUP").unwrap_or_else(|_| {
+                std::env::current_exe()
+                    .ok()
+                    .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                    .and_then(|stem| stem.split('-').next().map(str::to_string))
+                    .unwrap_or_default()
+            });
+            format!("test-{group}-{}", N.fetch_add(1, Ordering::Relaxed))
         };
-        config.sandbox.warm = 1;
+        // No desktop kept warm: most tests never open one, and each
+        // desktop started costs about a second of CPU (tests that are about
+        // the warm pool ask for one).
+        config.sandbox.warm = 0;
         config.sandbox.max_running = 4;
         config.database_url = Some(database_url);
         config

@@ -154,7 +154,7 @@ pub(super) fn runtime_from(
     }
     Ok(Arc::new(Runtime::new(RuntimeConfig {
         limits,
-        cache_dir: Some(data_dir.join("cache")),
+        cache_dir: Some(agenthost::plugins::compiled_cache_dir(data_dir)),
         allow_unreleased_wit: config.plugins.allow_unreleased_wit,
     })?))
 }

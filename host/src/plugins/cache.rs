@@ -14,6 +14,18 @@ use wasmtime::Engine;
 use super::error::{LoadError, Source};
 use super::PluginError;
 
+/// Where a host or a CLI command on `data_dir` caches compiled components:
+/// `AGENTHOST_CACHE_DIR` if set, else `DATA_DIR/cache`. Hosts and commands
+/// on one machine can share one directory, since artifacts are keyed by
+/// content and engine and written atomically; so a component compiles once
+/// for all of them.
+pub fn compiled_cache_dir(data_dir: &Path) -> PathBuf {
+    std::env::var_os("AGENTHOST_CACHE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data_dir.join("cache"))
+}
+
 pub fn content_hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -56,9 +68,9 @@ impl CompiledCache {
         hash: &str,
     ) -> Result<(Component, CacheOutcome), LoadError> {
         if let Some(path) = self.artifact_path(hash).filter(|p| p.is_file()) {
-            // SAFETY: the file is one this cache wrote with `serialize` for an
-            // engine of the same compatibility hash, in a directory only the
-            // host writes to. A corrupt or foreign file is rejected by
+            // SAFETY: the file is one a cache wrote with `serialize` for an
+            // engine of the same compatibility hash, in a directory only
+            // hosts of this operator write to. A corrupt or foreign file is rejected by
             // wasmtime's header checks and then recompiled below.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok((c, CacheOutcome::Hit)),

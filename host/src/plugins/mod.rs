@@ -27,7 +27,7 @@ mod runtime;
 mod schema;
 
 pub use advice::{advise, Advice};
-pub use cache::CacheOutcome;
+pub use cache::{compiled_cache_dir, CacheOutcome};
 pub use error::{InvokeError, LoadError, PluginError, RegistryError};
 pub use grants::{EffectiveGrants, GrantTable};
 pub use inspect::{check_header, Shape};
