@@ -77,8 +77,10 @@ def binaries(messages: Path):
 
 def suites(name: str, cwd: Path, exe: str):
     """One job per top-level module of a SUITES binary: (name, cwd, command, env)."""
-    listing = subprocess.run([exe, "--list", "--format", "terse"], cwd=cwd,
-                             capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run([exe, "--list", "--format", "terse"], cwd=cwd, capture_output=True, text=True)
+    if listed.returncode != 0:
+        sys.exit(f"cannot list the tests of {name} ({exe}):\n{listed.stdout}{listed.stderr}")
+    listing = listed.stdout
     tests = {}
     for line in listing.splitlines():
         if line.endswith(": test"):
