@@ -1,5 +1,5 @@
-//! A PostgreSQL database of a test's own. Test binaries run side by side
-//! (scripts/test.sh), and a host recovers the sessions it finds running at
+//! A PostgreSQL database of a test's own. Test suites run side by side
+//! (scripts/run-tests.py), and a host recovers the sessions it finds running at
 //! start, so two hosts on one shared database would pause each other's
 //! sessions. Every host under test therefore gets a fresh database.
 

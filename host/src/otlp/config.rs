@@ -72,18 +72,16 @@ impl OtlpConfig {
         {
             return Ok(None);
         }
-        let endpoint = match (
+        let (endpoint_name, endpoint) = match (
             set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
             set("OTEL_EXPORTER_OTLP_ENDPOINT"),
         ) {
-            (Some(url), _) => url.trim().to_string(),
-            (None, Some(base)) => format!("{}/v1/traces", base.trim().trim_end_matches('/')),
+            (Some(url), _) => ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url.trim().to_string()),
+            (None, Some(base)) => (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("{}/v1/traces", base.trim().trim_end_matches('/')),
+            ),
             (None, None) => return Ok(None),
-        };
-        let endpoint_name = if set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() {
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-        } else {
-            "OTEL_EXPORTER_OTLP_ENDPOINT"
         };
         match reqwest::Url::parse(&endpoint) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => {}
@@ -198,10 +196,10 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+        let hex = |at: usize| bytes.get(at).and_then(|&b| (b as char).to_digit(16));
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
                 i += 3;
             }
             (b, _, _) => {

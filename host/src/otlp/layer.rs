@@ -72,7 +72,7 @@ where
             "level".into(),
             super::span::Value::String(level.to_string()),
         ));
-        live.add_event(name, attributes, level == Level::ERROR);
+        live.add_event(name, attributes, fields.dropped, level == Level::ERROR);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {

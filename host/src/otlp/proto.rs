@@ -62,6 +62,9 @@ fn write_span(out: &mut Vec<u8>, span: &FinishedSpan) {
             for (k, v) in &event.attributes {
                 key_value(e, 3, k, v);
             }
+            if event.dropped_attributes > 0 {
+                varint_field(e, 4, u64::from(event.dropped_attributes));
+            }
         });
     }
     if span.dropped_events > 0 {

@@ -39,6 +39,7 @@ pub struct SpanEvent {
     pub unix_nanos: u64,
     pub name: String,
     pub attributes: Vec<(String, Value)>,
+    pub dropped_attributes: u32,
 }
 
 /// A closed span, ready to export.
@@ -108,7 +109,13 @@ impl LiveSpan {
         }
     }
 
-    pub fn add_event(&mut self, name: String, attributes: Vec<(String, Value)>, error: bool) {
+    pub fn add_event(
+        &mut self,
+        name: String,
+        attributes: Vec<(String, Value)>,
+        dropped_attributes: u32,
+        error: bool,
+    ) {
         if error && self.span.error.is_none() {
             self.span.error = Some(name.clone());
         }
@@ -117,6 +124,7 @@ impl LiveSpan {
                 unix_nanos: now_unix_nanos(),
                 name,
                 attributes,
+                dropped_attributes,
             });
         } else {
             self.span.dropped_events += 1;
@@ -210,7 +218,7 @@ fn put_attribute(
 pub struct EventFields {
     pub message: String,
     pub attributes: Vec<(String, Value)>,
-    dropped: u32,
+    pub dropped: u32,
 }
 
 impl FieldSink for EventFields {
@@ -398,7 +406,7 @@ mod tests {
             Value::Bool(true),
         );
         for i in 0..MAX_EVENTS + 3 {
-            span.add_event(format!("e{i}"), vec![], i == 1);
+            span.add_event(format!("e{i}"), vec![], 0, i == 1);
         }
         let done = span.finish();
         assert_eq!(done.attributes.len(), MAX_ATTRIBUTES);
